@@ -1,0 +1,178 @@
+"""Norm geometry shared by every attack: norms, steepest steps, projections, grids.
+
+All functions work per sample on batches of shape (N, ...) and never modify
+their arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+__all__ = [
+    "NormName",
+    "clip_to_bounds",
+    "norms",
+    "on_grid",
+    "project",
+    "quantize",
+    "random_start",
+    "steepest_step",
+]
+
+NormName = Literal["linf", "l2", "l1"]
+
+
+def _bshape(x: torch.Tensor) -> tuple[int, ...]:
+    return (x.shape[0],) + (1,) * (x.ndim - 1)
+
+
+def norms(delta: torch.Tensor, norm: NormName) -> torch.Tensor:
+    """Per-sample norm of ``delta``, shape (N,)."""
+    flat = delta.reshape(delta.shape[0], -1)
+    if flat.shape[1] == 0:
+        return flat.new_zeros(flat.shape[0])
+    if norm == "linf":
+        return flat.abs().amax(dim=1)
+    if norm == "l2":
+        return flat.norm(p=2, dim=1)
+    return flat.abs().sum(dim=1)
+
+
+def clip_to_bounds(x: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    """Clamp elementwise into ``[lower, upper]`` (bounds broadcast to one input)."""
+    return torch.maximum(torch.minimum(x, upper), lower)
+
+
+def _project_l1(delta: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    # Euclidean projection onto the L1 ball (Duchi et al., ICML 2008), per sample.
+    n = delta.shape[0]
+    flat = delta.reshape(n, -1)
+    a = flat.abs()
+    inside = a.sum(dim=1) <= eps
+    if bool(inside.all()):
+        return delta
+    mu, _ = torch.sort(a, dim=1, descending=True)
+    cums = mu.cumsum(dim=1)
+    ks = torch.arange(1, a.shape[1] + 1, device=a.device, dtype=a.dtype)
+    cond = mu - (cums - eps[:, None]) / ks > 0
+    rho = cond.to(a.dtype).cumsum(dim=1).argmax(dim=1)  # last index where cond holds
+    rho = torch.where(cond.any(dim=1), rho, torch.zeros_like(rho))
+    theta = (cums.gather(1, rho[:, None])[:, 0] - eps) / (rho + 1).to(a.dtype)
+    theta = theta.clamp_min(0)
+    proj = flat.sign() * (a - theta[:, None]).clamp_min(0)
+    out = torch.where(inside[:, None], flat, proj)
+    return out.reshape(delta.shape)
+
+
+def project(delta: torch.Tensor, eps: torch.Tensor | float, norm: NormName) -> torch.Tensor:
+    """Project each sample of ``delta`` onto the ``norm`` ball of radius ``eps``.
+
+    Parameters
+    ----------
+    delta : torch.Tensor, shape (N, ...)
+    eps : float or torch.Tensor of shape (N,)
+    norm : {"linf", "l2", "l1"}
+    """
+    e = torch.as_tensor(eps, dtype=delta.dtype, device=delta.device).expand(delta.shape[0])
+    if norm == "linf":
+        eb = e.reshape(_bshape(delta))
+        return torch.maximum(torch.minimum(delta, eb), -eb)
+    if norm == "l2":
+        nrm = norms(delta, "l2")
+        factor = torch.where(nrm > e, e / nrm.clamp_min(1e-30), torch.ones_like(nrm))
+        return delta * factor.reshape(_bshape(delta))
+    return _project_l1(delta, e)
+
+
+def steepest_step(
+    grad: torch.Tensor, norm: NormName, *, l1_sparsity: float = 0.9
+) -> torch.Tensor:
+    """Unit-norm steepest-ascent direction for ``grad`` under ``norm``.
+
+    For L∞ this is ``sign(grad)`` (the fast gradient sign direction), for L2 the
+    normalised gradient, and for L1 a sparse sign step on the coordinates whose
+    gradient magnitude is in the top ``1 - l1_sparsity`` fraction, scaled to
+    unit L1 norm (Tramèr and Boneh, 2019). Samples with a zero gradient get a
+    zero step.
+    """
+    if norm == "linf":
+        return grad.sign()
+    flat = grad.reshape(grad.shape[0], -1)
+    if norm == "l2":
+        nrm = flat.norm(dim=1, keepdim=True)
+        out = torch.where(nrm > 0, flat / nrm.clamp_min(1e-30), torch.zeros_like(flat))
+        return out.reshape(grad.shape)
+    a = flat.abs()
+    k = max(1, int(round((1.0 - l1_sparsity) * a.shape[1])))
+    thresh = a.topk(k, dim=1).values[:, -1:]
+    mask = (a >= thresh) & (a > 0)
+    step = flat.sign() * mask
+    count = mask.sum(dim=1, keepdim=True).clamp_min(1)
+    return (step / count).reshape(grad.shape)
+
+
+def random_start(
+    x: torch.Tensor, eps: torch.Tensor | float, norm: NormName, generator: torch.Generator
+) -> torch.Tensor:
+    """A random perturbation inside the ``norm`` ball of radius ``eps``.
+
+    Drawn on the CPU with ``generator`` and moved to ``x``'s device, so a seed
+    gives the same start on every device.
+    """
+    shape = x.shape
+    e = torch.as_tensor(eps, dtype=torch.float32).expand(shape[0]).reshape(_bshape(x))
+    if norm == "linf":
+        d = (torch.rand(shape, generator=generator) * 2 - 1) * e
+    else:
+        g = torch.randn(shape, generator=generator)
+        if norm == "l1":
+            g = g.sign() * torch.empty(shape).exponential_(generator=generator)
+        u = torch.rand((shape[0],), generator=generator).reshape(_bshape(x))
+        d = g / norms(g, norm).clamp_min(1e-30).reshape(_bshape(x)) * e * u
+    return d.to(device=x.device, dtype=x.dtype)
+
+
+def quantize(
+    x: torch.Tensor,
+    x_adv: torch.Tensor,
+    eps: torch.Tensor | float,
+    norm: NormName,
+    lower: torch.Tensor,
+    upper: torch.Tensor,
+    levels: int,
+) -> torch.Tensor:
+    """Snap ``x_adv`` to the quantisation grid without leaving the eps-ball.
+
+    ``x`` must lie on the grid ``lower + k (upper - lower) / (levels - 1)``.
+    Each coordinate's offset is rounded to the nearest grid step; where that
+    would leave the ball (L∞: beyond ``eps``; L2/L1: norm above ``eps``), the
+    offsets are truncated towards ``x`` instead, which can only shrink the norm.
+    The result stays within the bounds because both ``x`` and the bounds are
+    grid points.
+    """
+    span = upper - lower
+    step = span / (levels - 1)
+    k_x = torch.round((x - lower) / step)
+    k_off = (x_adv - lower) / step - k_x
+    e = torch.as_tensor(eps, dtype=x.dtype, device=x.device).expand(x.shape[0])
+    rounded = torch.round(k_off)
+    if norm == "linf":
+        # Largest whole number of steps within eps, per feature (the step may vary).
+        eb = e.reshape(_bshape(x))
+        kmax = torch.floor(eb / step + 1e-6)
+        k = torch.maximum(torch.minimum(rounded, kmax), -kmax)
+    else:
+        ok = norms(rounded * step, norm) <= e * (1 + 1e-6)
+        k = torch.where(ok.reshape(_bshape(x)), rounded, torch.trunc(k_off))
+    kk = (k_x + k).clamp(min=0, max=levels - 1)
+    # lower + (k * span) / (levels - 1): computed this way k/255 is bit-identical to
+    # what reading an 8-bit file back gives, so a PNG round trip changes nothing.
+    return lower + (kk * span) / (levels - 1)
+
+
+def on_grid(x: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, levels: int) -> bool:
+    """Whether every element of ``x`` lies on the quantisation grid (to 1e-4 step)."""
+    k = (x - lower) / (upper - lower) * (levels - 1)
+    return bool(((k - torch.round(k)).abs() <= 1e-3).all())

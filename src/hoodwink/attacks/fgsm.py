@@ -1,0 +1,67 @@
+"""The fast gradient sign method and its L2 form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, cast
+
+import torch
+
+from hoodwink.attacks._norms import clip_to_bounds, steepest_step
+from hoodwink.attacks.base import AttackInputs, GradientAttack
+from hoodwink.losses import LossName
+from hoodwink.models.base import Classifier, DifferentiableClassifier
+
+__all__ = ["FGSM"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FGSM(GradientAttack):
+    """Fast gradient sign method (Goodfellow, Shlens and Szegedy, ICLR 2015).
+
+    One gradient step of size ``eps``: ``x + eps * sign(∇x L)`` for L∞, or
+    ``x + eps * ∇x L / ‖∇x L‖₂`` for L2, then clipped to the bounds. For a
+    linear score ``wᵀx`` the L∞ step raises the score by exactly ``eps‖w‖₁``,
+    which grows with the input dimension: the seed article's ε·n·m argument.
+
+    Threat model: white box (needs input gradients), untargeted or targeted
+    (a targeted call steps *down* the loss of the target class), L∞ or L2.
+
+    Parameters
+    ----------
+    norm : {"linf", "l2"}, default "linf"
+    loss : {"ce", "margin"}, default "ce"
+        Cross-entropy or the logit margin.
+    seed : int or None, default 0
+        Unused (FGSM is deterministic); recorded for uniformity.
+
+    Examples
+    --------
+    >>> import torch, hoodwink
+    >>> net = torch.nn.Linear(3, 2, bias=False)
+    >>> with torch.no_grad():
+    ...     net.weight.copy_(torch.tensor([[0., 0., 0.], [3., -5., 7.]]))
+    >>> model = hoodwink.TorchClassifier(net, bounds=(-1, 1))
+    >>> x = torch.zeros(1, 3)
+    >>> r = hoodwink.FGSM()(model, x, target=1, eps=0.1)
+    >>> (r.x_adv / 0.1).round().tolist()  # eta = sign(w) = [1, -1, 1]
+    [[1.0, -1.0, 1.0]]
+    """
+
+    loss: LossName = "ce"
+
+    supported_norms: ClassVar[tuple[str, ...]] = ("linf", "l2")
+
+    def _validate(self) -> None:
+        self._check_choice("loss", ("ce", "margin"))
+
+    def _run(self, model: Classifier, inputs: AttackInputs) -> tuple[torch.Tensor, torch.Tensor]:
+        dmodel = cast(DifferentiableClassifier, model)
+        x = inputs.x
+        _, _, grad = dmodel.loss_gradient(
+            x, inputs.labels, loss=self.loss, targeted=inputs.targeted
+        )
+        lo, hi = model.bounds
+        step = steepest_step(grad, self.norm)
+        x_adv = clip_to_bounds(x + inputs.eps * step, lo, hi)
+        return x_adv, torch.ones(x.shape[0], dtype=torch.int64, device=x.device)

@@ -1,0 +1,6 @@
+"""Model adapters: the :class:`Classifier` protocol and its implementations."""
+
+from hoodwink.models.base import Capabilities, Classifier, DifferentiableClassifier
+from hoodwink.models.torch import Normalize, TorchClassifier
+
+__all__ = ["Capabilities", "Classifier", "DifferentiableClassifier", "Normalize", "TorchClassifier"]

@@ -1,0 +1,89 @@
+"""The model seam: the :class:`Classifier` protocol and its capability flags.
+
+Every adapter (PyTorch today; scikit-learn, plain callables and ONNX later)
+satisfies :class:`Classifier`. Attacks ask the model for what they need through
+this protocol and check :attr:`Classifier.capabilities` first, so a gradient
+attack on a label-only model fails with a :class:`~hoodwink.errors.CapabilityError`
+instead of a confusing crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+import torch
+
+__all__ = ["Capabilities", "Classifier", "DifferentiableClassifier", "OutputKind"]
+
+OutputKind = Literal["logits", "probabilities", "labels"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a wrapped model can do.
+
+    Parameters
+    ----------
+    differentiable : bool
+        Whether gradients of the output with respect to the raw input exist.
+    output : {"logits", "probabilities", "labels"}
+        The richest output the model exposes: unnormalised scores, a
+        probability vector, or only the predicted label (decision-based).
+    """
+
+    differentiable: bool
+    output: OutputKind
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """A classifier over raw inputs in a box ``[lower, upper]``.
+
+    Inputs are always *raw* (e.g. pixels in [0, 1]); any normalisation the
+    underlying network expects is applied by the adapter, never by attacks.
+    """
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this model can do (gradients, kind of output)."""
+        ...
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes C."""
+        ...
+
+    @property
+    def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lower and upper bounds, each broadcastable to one input."""
+        ...
+
+    @property
+    def levels(self) -> int | None:
+        """Number of quantisation levels per feature (256 = 8-bit), or None."""
+        ...
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Predicted labels, shape (N,), int64, on ``x``'s device."""
+        ...
+
+
+@runtime_checkable
+class DifferentiableClassifier(Classifier, Protocol):
+    """A :class:`Classifier` that also gives logits and input gradients."""
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits, shape (N, C)."""
+        ...
+
+    def loss_gradient(
+        self,
+        x: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        loss: Literal["ce", "margin"] = "ce",
+        targeted: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Attacker loss (higher is better for the attacker), logits, gradient w.r.t. x."""
+        ...

@@ -1,0 +1,306 @@
+"""Small MNIST classifiers, with pretrained weights bundled in the package.
+
+The weights in ``hoodwink/zoo/weights/`` were produced by ``scripts/train_mnist.py``
+on the 4,000-image ``"train"`` split of :func:`hoodwink.data.load_mnist`; their
+accuracy on the 1,000 held-out ``"test"`` images is recorded in
+``weights/mnist_metrics.json`` and returned by :func:`mnist_accuracy`.
+
+The networks take raw pixels in [0, 1] (``load_mnist`` output) and apply no
+normalisation of their own: they were trained on that scale, so wrap them as
+``TorchClassifier(net, bounds=(0, 1))`` with no ``preprocessing``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.resources
+import json
+import sys
+from typing import TYPE_CHECKING, Literal
+
+import torch
+from torch import nn
+
+from hoodwink.errors import ConfigError, InternalError, MissingDependencyError
+
+if TYPE_CHECKING:
+    if sys.version_info >= (3, 11):
+        from importlib.resources.abc import Traversable
+    else:
+        from importlib.abc import Traversable
+
+__all__ = [
+    "DeepMnistCNN",
+    "MnistCNN",
+    "MnistLinear",
+    "load_mnist_cnn",
+    "load_mnist_linear",
+    "mnist_accuracy",
+]
+
+MnistModelName = Literal["mnist_cnn", "mnist_linear"]
+
+_METRICS_FILE = "mnist_metrics.json"
+
+
+def _check_num_classes(num_classes: object, owner: str) -> None:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ConfigError(
+            f"The 'num_classes' parameter of {owner} must be an int >= 2. Got {num_classes!r}."
+        )
+
+
+class MnistCNN(nn.Module):
+    """A small convolutional network for 28x28 grey-scale digits.
+
+    conv 3x3 (32) → ReLU → max-pool 2 → conv 3x3 (64) → ReLU → max-pool 2 →
+    linear (3136 → 128) → ReLU → linear (128 → ``num_classes``). About 420k
+    parameters; the bundled weights (:func:`load_mnist_cnn`) have 10 classes.
+
+    Parameters
+    ----------
+    num_classes : int, default 10
+        Number of output logits (11 for a model with a background class).
+
+    Notes
+    -----
+    Input is a float tensor of shape (N, 1, 28, 28) with raw pixels in [0, 1];
+    the output is logits of shape (N, ``num_classes``). There is no internal
+    normalisation.
+    """
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        _check_num_classes(num_classes, "MnistCNN")
+        self.num_classes = num_classes
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 32, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(64 * 7 * 7, 128),
+            nn.ReLU(),
+            nn.Linear(128, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Compute logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (N, 1, 28, 28)
+            Raw pixels in [0, 1].
+
+        Returns
+        -------
+        torch.Tensor of shape (N, num_classes)
+            Unnormalised logits.
+        """
+        out: torch.Tensor = self.classifier(self.features(x))
+        return out
+
+
+class MnistLinear(nn.Module):
+    """A softmax linear classifier (multinomial logistic regression) on 784 pixels.
+
+    Flatten → linear (784 → ``num_classes``). Its logits are affine in the input,
+    so minimal adversarial distances have a closed form; the linear-classifier
+    studies and the attack efficacy tests rely on that.
+
+    Parameters
+    ----------
+    num_classes : int, default 10
+        Number of output logits.
+
+    Notes
+    -----
+    Input is a float tensor of shape (N, 1, 28, 28) (any shape with 784
+    features per sample) with raw pixels in [0, 1]; output is logits of shape
+    (N, ``num_classes``).
+    """
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        _check_num_classes(num_classes, "MnistLinear")
+        self.num_classes = num_classes
+        self.flatten = nn.Flatten()
+        self.linear = nn.Linear(28 * 28, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Compute logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (N, 1, 28, 28)
+            Raw pixels in [0, 1].
+
+        Returns
+        -------
+        torch.Tensor of shape (N, num_classes)
+            ``x.flatten(1) @ W.T + b``.
+        """
+        out: torch.Tensor = self.linear(self.flatten(x))
+        return out
+
+
+class DeepMnistCNN(nn.Module):
+    """A deeper, untrained convolutional network for 28x28 inputs, for benchmarks.
+
+    ``depth`` 3x3 convolutions of ``width`` channels with ReLU, a 2x2 max-pool
+    after the first and second thirds, global average pooling, then a linear
+    layer. No weights are bundled: random initialisation is enough to time
+    attacks on a heavier model than :class:`MnistCNN`.
+
+    Parameters
+    ----------
+    num_classes : int, default 10
+        Number of output logits.
+    depth : int, default 8
+        Number of convolutional layers, >= 3.
+    width : int, default 64
+        Channels of every convolutional layer, >= 1.
+
+    Notes
+    -----
+    Input (N, 1, 28, 28) in [0, 1]; output logits (N, ``num_classes``).
+    """
+
+    def __init__(self, num_classes: int = 10, depth: int = 8, width: int = 64) -> None:
+        super().__init__()
+        _check_num_classes(num_classes, "DeepMnistCNN")
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 3:
+            raise ConfigError(
+                f"The 'depth' parameter of DeepMnistCNN must be an int >= 3. Got {depth!r}."
+            )
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ConfigError(
+                f"The 'width' parameter of DeepMnistCNN must be an int >= 1. Got {width!r}."
+            )
+        self.num_classes = num_classes
+        pool_after = {depth // 3 - 1, 2 * depth // 3 - 1}
+        layers: list[nn.Module] = []
+        in_channels = 1
+        for i in range(depth):
+            layers += [nn.Conv2d(in_channels, width, kernel_size=3, padding=1), nn.ReLU()]
+            if i in pool_after:
+                layers.append(nn.MaxPool2d(2))
+            in_channels = width
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Compute logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (N, 1, 28, 28)
+            Raw pixels in [0, 1].
+
+        Returns
+        -------
+        torch.Tensor of shape (N, num_classes)
+            Unnormalised logits.
+        """
+        out: torch.Tensor = self.classifier(self.features(x))
+        return out
+
+
+def _weights_dir() -> Traversable:
+    return importlib.resources.files("hoodwink.zoo").joinpath("weights")
+
+
+def _load_state(name: MnistModelName) -> dict[str, torch.Tensor]:
+    try:
+        st = importlib.import_module("safetensors.torch")
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"Loading the bundled '{name}' weights needs the 'safetensors' package. "
+            "Install it with: pip install 'hoodwink[mnist]'"
+        ) from exc
+    resource = _weights_dir().joinpath(f"{name}.safetensors")
+    if not resource.is_file():
+        raise InternalError(
+            f"The bundled weight file '{name}.safetensors' is missing from hoodwink/zoo/weights; "
+            "the installation is incomplete (run scripts/train_mnist.py in a source checkout)."
+        )
+    state: dict[str, torch.Tensor] = st.load(resource.read_bytes())
+    return state
+
+
+def load_mnist_cnn() -> MnistCNN:
+    """Build :class:`MnistCNN` with the bundled pretrained weights.
+
+    Trained by ``scripts/train_mnist.py`` on ``load_mnist("train")`` (raw pixels
+    in [0, 1], no normalisation); held-out accuracy on ``load_mnist("test")`` is
+    ``mnist_accuracy()["mnist_cnn"]`` (at least 0.97).
+
+    Returns
+    -------
+    MnistCNN
+        The network with 10 classes, in eval mode, on the CPU.
+
+    Raises
+    ------
+    MissingDependencyError
+        If ``safetensors`` is not installed (``pip install 'hoodwink[mnist]'``).
+
+    Examples
+    --------
+    >>> from hoodwink.zoo.mnist import load_mnist_cnn
+    >>> net = load_mnist_cnn()
+    >>> net.training
+    False
+    """
+    net = MnistCNN(num_classes=10)
+    net.load_state_dict(_load_state("mnist_cnn"), strict=True)
+    return net.eval()
+
+
+def load_mnist_linear() -> MnistLinear:
+    """Build :class:`MnistLinear` with the bundled pretrained weights.
+
+    Trained by ``scripts/train_mnist.py`` on ``load_mnist("train")`` (raw pixels
+    in [0, 1], no normalisation); held-out accuracy on ``load_mnist("test")`` is
+    ``mnist_accuracy()["mnist_linear"]`` (about 0.9).
+
+    Returns
+    -------
+    MnistLinear
+        The classifier with 10 classes, in eval mode, on the CPU.
+
+    Raises
+    ------
+    MissingDependencyError
+        If ``safetensors`` is not installed (``pip install 'hoodwink[mnist]'``).
+    """
+    net = MnistLinear(num_classes=10)
+    net.load_state_dict(_load_state("mnist_linear"), strict=True)
+    return net.eval()
+
+
+def mnist_accuracy() -> dict[str, float]:
+    """Held-out accuracy of the bundled MNIST models, as recorded at training time.
+
+    Returns
+    -------
+    dict of str to float
+        ``{"mnist_cnn": ..., "mnist_linear": ...}``: the fraction of the 1,000
+        ``load_mnist("test")`` images each bundled model classifies correctly.
+        Read from ``weights/mnist_metrics.json``, which ``scripts/train_mnist.py``
+        writes together with the weights.
+    """
+    resource = _weights_dir().joinpath(_METRICS_FILE)
+    if not resource.is_file():
+        raise InternalError(
+            f"The file '{_METRICS_FILE}' is missing from hoodwink/zoo/weights; "
+            "the installation is incomplete."
+        )
+    record = json.loads(resource.read_text(encoding="utf-8"))
+    return {name: float(entry["test_accuracy"]) for name, entry in record["models"].items()}
