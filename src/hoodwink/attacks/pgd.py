@@ -50,6 +50,11 @@ class PGD(GradientAttack):
         Stop each sample at its first adversarial iterate.
     l1_sparsity : float in [0, 1), default 0.9
         Fraction of coordinates left out of each L1 step.
+    confidence : float in [0, 1), default 0.0
+        A sample counts as done (for early stopping and for choosing its best
+        iterate) only once it is adversarial *and* the model gives its
+        predicted class at least this softmax probability. 0 stops at the
+        first adversarial iterate; 0.9 keeps going to a confident mistake.
     seed : int >= 0 or None, default 0
         Seed of the attack's local random generator (random starts).
     """
@@ -61,6 +66,7 @@ class PGD(GradientAttack):
     loss: LossName = "ce"
     early_stop: bool = True
     l1_sparsity: float = 0.9
+    confidence: float = 0.0
 
     def _validate(self) -> None:
         self._check_int("steps", 1)
@@ -71,6 +77,8 @@ class PGD(GradientAttack):
         self._check_choice("loss", ("ce", "margin"))
         self._check_float("l1_sparsity", 0.0)
         self._check("l1_sparsity", self.l1_sparsity < 1, "a float in [0, 1)")
+        self._check_float("confidence", 0.0)
+        self._check("confidence", self.confidence < 1, "a float in [0, 1)")
 
     def _run(self, model: Classifier, inputs: AttackInputs) -> tuple[torch.Tensor, torch.Tensor]:
         dmodel = cast(DifferentiableClassifier, model)
@@ -108,6 +116,8 @@ class PGD(GradientAttack):
                     loss = attack_loss(logits, lab, loss=self.loss, targeted=inputs.targeted)
                 queries[idx] += 1
                 adv = inputs.is_adversarial(logits.argmax(dim=1), idx)
+                if self.confidence > 0:
+                    adv &= torch.softmax(logits, dim=1).amax(dim=1) >= self.confidence
                 better = (adv & ~best_adv[idx]) | ((adv == best_adv[idx]) & (loss > best_loss[idx]))
                 upd = idx[better]
                 best[upd] = xq[better]

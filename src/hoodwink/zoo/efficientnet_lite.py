@@ -34,6 +34,7 @@ import importlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -160,8 +161,9 @@ def _scale_channels(channels: int, width: float) -> int:
     10 % of the scaled count.
     """
     scaled = channels * width
-    rounded = max(_CHANNEL_DIVISOR, int(scaled + _CHANNEL_DIVISOR / 2) // _CHANNEL_DIVISOR
-                  * _CHANNEL_DIVISOR)
+    rounded = max(
+        _CHANNEL_DIVISOR, int(scaled + _CHANNEL_DIVISOR / 2) // _CHANNEL_DIVISOR * _CHANNEL_DIVISOR
+    )
     if rounded < 0.9 * scaled:
         rounded += _CHANNEL_DIVISOR
     return rounded
@@ -252,7 +254,7 @@ class _MBConv(nn.Module):
         if self._expand_conv is not None and self._bn0 is not None:
             h = F.relu6(self._bn0(self._expand_conv(h)))
         h = F.relu6(self._bn1(self._depthwise_conv(h)))
-        h = self._bn2(self._project_conv(h))
+        h = cast(torch.Tensor, self._bn2(self._project_conv(h)))
         if not self.residual:
             return h
         if self.training and self.drop_path > 0.0:
@@ -359,7 +361,7 @@ class EfficientNetLite(nn.Module):
         torch.Tensor
             Logits, shape ``(N, num_classes)``.
         """
-        return self._fc(self._dropout(self.features(x)))  # type: ignore[no-any-return]
+        return cast(torch.Tensor, self._fc(self._dropout(self.features(x))))
 
 
 def _spec(name: str) -> LiteSpec:

@@ -167,8 +167,7 @@ class ImagenetPreprocess(nn.Module):
                     max(self.resize_to, round(height * scale)),
                     max(self.resize_to, round(width * scale)),
                 )
-                x = F.interpolate(x, size=size, mode="bicubic", align_corners=False,
-                                  antialias=True)
+                x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True)
                 height, width = size
             top = round((height - res) / 2)
             left = round((width - res) / 2)

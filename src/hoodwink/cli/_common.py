@@ -1,0 +1,98 @@
+"""Shared pieces of the CLI: consoles, error handling, argument parsing."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+
+import typer
+from rich.console import Console
+
+from hoodwink.errors import ConfigError, HoodwinkError
+from hoodwink.models.torch import TorchClassifier
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_FLAGS",
+    "console",
+    "err_console",
+    "parse_eps",
+    "resolve_target",
+    "run_guarded",
+    "state",
+]
+
+#: Usage or library error.
+EXIT_ERROR = 2
+#: An evaluation finished but raised sanity flags.
+EXIT_FLAGS = 3
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@dataclass
+class _State:
+    debug: bool = False
+
+
+state = _State()
+
+
+def parse_eps(text: str) -> float:
+    """Parse a budget: ``0.03``, ``8/255`` or ``2e-3``.
+
+    Raises
+    ------
+    ConfigError
+        Not a number or fraction, or negative.
+    """
+    s = text.strip()
+    try:
+        value = float(Fraction(s)) if "/" in s else float(s)
+    except (ValueError, ZeroDivisionError) as exc:
+        raise ConfigError(
+            f"Cannot read the budget {text!r}: give a number such as 0.03 or a fraction such "
+            "as 8/255."
+        ) from exc
+    if value != value or value < 0 or value == float("inf"):
+        raise ConfigError(f"The budget must be a finite number >= 0. Got {text!r}.")
+    return value
+
+
+def resolve_target(model: TorchClassifier, spec: str) -> int:
+    """A class index from an index or a class name of ``model``."""
+    names = model.class_names
+    if names is not None and len(names) == 1000:
+        from hoodwink.zoo.imagenet import resolve_class
+
+        return resolve_class(spec)
+    s = spec.strip()
+    if s.lstrip("-").isdigit():
+        idx = int(s)
+        c = len(names) if names is not None else model.num_classes
+        if not 0 <= idx < c:
+            raise ConfigError(f"Target {idx} is outside the model's classes 0..{c - 1}.")
+        return idx
+    if names is not None:
+        lowered = [n.lower() for n in names]
+        if s.lower() in lowered:
+            return lowered.index(s.lower())
+        raise ConfigError(f"Unknown class {spec!r}; the model's classes are {', '.join(names)}.")
+    raise ConfigError(f"Target {spec!r} must be a class index for this model.")
+
+
+def run_guarded(fn: Callable[[], None]) -> None:
+    """Run a command body; library errors become one line and exit code 2."""
+    try:
+        fn()
+    except HoodwinkError as exc:
+        if state.debug:
+            traceback.print_exc()
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_ERROR) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise typer.Exit(130) from None

