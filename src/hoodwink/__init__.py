@@ -1,20 +1,26 @@
-"""hoodwink: systematically fool classifiers and measure how easily they are fooled."""
+"""hoodwink: systematically fool classifiers and measure how easily they are fooled.
 
-from hoodwink import errors
-from hoodwink.attacks import FGSM, PGD, Attack, AttackResult
-from hoodwink.models import Capabilities, Classifier, Normalize, TorchClassifier
+>>> import hoodwink
+>>> sorted(hoodwink.zoo.available())[:2]
+['efficientnet-lite0', 'efficientnet-lite1']
+"""
 
 __version__ = "0.1.0"
 
+from hoodwink import errors, zoo  # noqa: E402
+from hoodwink.attacks import FGSM, PGD, Attack, AttackResult  # noqa: E402
+from hoodwink.models import Capabilities, Classifier, Normalize, TorchClassifier  # noqa: E402
+
 __all__ = [
-    "FGSM",
-    "PGD",
     "Attack",
     "AttackResult",
     "Capabilities",
     "Classifier",
+    "FGSM",
     "Normalize",
+    "PGD",
     "TorchClassifier",
     "__version__",
     "errors",
+    "zoo",
 ]

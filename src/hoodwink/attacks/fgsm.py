@@ -38,14 +38,16 @@ class FGSM(GradientAttack):
     Examples
     --------
     >>> import torch, hoodwink
-    >>> net = torch.nn.Linear(3, 2, bias=False)
+    >>> net = torch.nn.Linear(3, 2, bias=False).eval()
     >>> with torch.no_grad():
-    ...     net.weight.copy_(torch.tensor([[0., 0., 0.], [3., -5., 7.]]))
+    ...     _ = net.weight.copy_(torch.tensor([[0., 0., 0.], [3., -5., 7.]]))
     >>> model = hoodwink.TorchClassifier(net, bounds=(-1, 1))
     >>> x = torch.zeros(1, 3)
     >>> r = hoodwink.FGSM()(model, x, target=1, eps=0.1)
     >>> (r.x_adv / 0.1).round().tolist()  # eta = sign(w) = [1, -1, 1]
     [[1.0, -1.0, 1.0]]
+    >>> float(net(r.x_adv / 0.1)[0, 1])  # w . eta = 3 + 5 + 7
+    15.0
     """
 
     loss: LossName = "ce"

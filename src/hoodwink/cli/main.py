@@ -48,8 +48,16 @@ def _root(
     ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
+    threads: Annotated[
+        int, typer.Option(help="CPU threads for torch (1 is fastest on a busy machine).")
+    ] = 1,
 ) -> None:
+    import torch
+
     state.debug = debug
+    if threads < 1:
+        raise typer.BadParameter(f"--threads must be >= 1. Got {threads}.")
+    torch.set_num_threads(threads)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
 

@@ -21,6 +21,7 @@ from torch import nn
 from hoodwink.errors import (
     ConfigError,
     ModelOutputError,
+    ShapeError,
     TrainingModeWarning,
 )
 from hoodwink.losses import LossName, attack_loss
@@ -138,6 +139,9 @@ class TorchClassifier:
         Human-readable class names, used by reports and the CLI.
     num_classes : int, optional
         Number of classes; inferred from one forward pass when omitted.
+    input_shape : sequence of int, optional
+        Shape of one input, e.g. (1, 28, 28); when given, other shapes are
+        refused with a clear :class:`~hoodwink.errors.ShapeError`.
 
     Notes
     -----
@@ -156,6 +160,7 @@ class TorchClassifier:
         device: str | torch.device | None = None,
         class_names: Sequence[str] | None = None,
         num_classes: int | None = None,
+        input_shape: Sequence[int] | None = None,
     ) -> None:
         if not isinstance(module, nn.Module):
             raise ConfigError(
@@ -211,6 +216,7 @@ class TorchClassifier:
         self.device = target_device
         self.class_names = tuple(class_names) if class_names is not None else None
         self._num_classes = num_classes
+        self.input_shape = tuple(int(d) for d in input_shape) if input_shape is not None else None
         self._warned_training = False
         if class_names is not None and num_classes is not None and len(class_names) != num_classes:
             raise ConfigError(
@@ -292,6 +298,12 @@ class TorchClassifier:
                 p.requires_grad_(flag)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape:
+            shape = ", ".join(str(d) for d in self.input_shape)
+            raise ShapeError(
+                f"{type(self.module).__name__} takes inputs of shape (N, {shape}); got "
+                f"{tuple(x.shape)}. Resize the inputs first."
+            )
         z = self.preprocessing(x) if self.preprocessing is not None else x
         out = self.module(z)
         if not isinstance(out, torch.Tensor):

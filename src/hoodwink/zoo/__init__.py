@@ -25,14 +25,14 @@ def _mnist_cnn(device: str | torch.device | None) -> TorchClassifier:
     from hoodwink.zoo.mnist import load_mnist_cnn
 
     return TorchClassifier(load_mnist_cnn(), bounds=(0, 1), levels=256, class_names=DIGITS,
-                           device=device)
+                           device=device, input_shape=(1, 28, 28))
 
 
 def _mnist_linear(device: str | torch.device | None) -> TorchClassifier:
     from hoodwink.zoo.mnist import load_mnist_linear
 
     return TorchClassifier(load_mnist_linear(), bounds=(0, 1), levels=256, class_names=DIGITS,
-                           device=device)
+                           device=device, input_shape=(1, 28, 28))
 
 
 def _lite(variant: str) -> Callable[[str | torch.device | None], TorchClassifier]:

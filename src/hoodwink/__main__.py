@@ -1,0 +1,5 @@
+"""``python -m hoodwink`` runs the CLI."""
+
+from hoodwink.cli.main import main
+
+main()
