@@ -13,7 +13,7 @@ import io
 import logging
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ _log = logging.getLogger(__name__)
 MAX_PIXELS = 40_000_000
 
 
-def _pil():  # type: ignore[no-untyped-def]
+def _pil() -> tuple[Any, Any]:
     try:
         from PIL import Image, ImageOps
     except ImportError as exc:  # pragma: no cover - depends on the environment

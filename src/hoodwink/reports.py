@@ -71,7 +71,8 @@ class Report:
         """The JSON record with schema and environment fields."""
         from hoodwink.attacks.result import environment
 
-        rec = {"schema": f"hoodwink.{self.kind}/{self.version}", "title": self.title}
+        rec: dict[str, Any] = {"schema": f"hoodwink.{self.kind}/{self.version}",
+                               "title": self.title}
         rec.update(to_jsonable(self.record))
         rec["environment"] = environment()
         figures = [b[1][0] for b in self.blocks if b[0] == "figure"]

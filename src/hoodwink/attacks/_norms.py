@@ -36,7 +36,8 @@ def norms(delta: torch.Tensor, norm: NormName) -> torch.Tensor:
     if norm == "linf":
         return flat.abs().amax(dim=1)
     if norm == "l2":
-        return flat.norm(p=2, dim=1)
+        out: torch.Tensor = torch.linalg.vector_norm(flat, ord=2, dim=1)
+        return out
     return flat.abs().sum(dim=1)
 
 

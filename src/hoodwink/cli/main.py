@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.table import Table
@@ -192,7 +192,7 @@ def fool_cmd(
         clf = zoo.load(model)
         e: float | str = "auto" if eps.strip().lower() == "auto" else parse_eps(eps)
         t = resolve_target(clf, target) if target is not None else None
-        mode = "L" if model.startswith("mnist") else "RGB"
+        mode: Literal["RGB", "L"] = "L" if model.startswith("mnist") else "RGB"
         with console.status("fooling…") as st:
             res = fool_image(clf, image, model_name=model, target=t, eps=e,  # type: ignore[arg-type]
                              out=out, steps=steps, seed=seed, mode=mode,
