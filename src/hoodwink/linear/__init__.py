@@ -1,0 +1,78 @@
+"""Linear classifiers over raw pixels: the experiments of "Breaking Linear Classifiers".
+
+Karpathy's essay argues that adversarial examples come from linearity itself
+and shows it with softmax classifiers on raw pixels. This package makes each
+experiment a function (and, through :mod:`hoodwink.cli.linear`, a command):
+
+* :func:`train_linear`: softmax or linear SVM with the essay's sanity checks
+  (initial loss against ln C, exploding loss, negligible weight decay);
+* :func:`plot_templates`, :func:`roughness`: the class templates;
+* :func:`template_attack`, :func:`minimal_alpha`, :func:`minimal_distance`:
+  fooling with the model's own templates, with closed forms;
+* :func:`regularization_study`, :func:`dimension_study`: smoothness against
+  foolability, and the ε·n·m argument on trained models;
+* :func:`toy_example`: the 10-dimensional logistic-regression example;
+* :func:`load_data`: bundled MNIST, a folder of class sub-folders, or an .npz.
+"""
+
+from hoodwink.linear.datasets import ImageData, load_data, parse_size, synthetic_images
+from hoodwink.linear.fool import (
+    FoolCurve,
+    alpha_curve,
+    fooling_confidence,
+    measured_minimal_alpha,
+    minimal_alpha,
+    minimal_distance,
+    template_attack,
+    template_direction,
+)
+from hoodwink.linear.sanity import (
+    ExplodingLossWarning,
+    InitialLossWarning,
+    SanityFlag,
+    WeakRegularizationWarning,
+    expected_initial_loss,
+)
+from hoodwink.linear.study import (
+    DimensionStudy,
+    RegularizationStudy,
+    dimension_study,
+    essay_findings,
+    regularization_study,
+)
+from hoodwink.linear.templates import plot_templates, roughness, template_images
+from hoodwink.linear.toy import ToyResult, toy_example
+from hoodwink.linear.train import LinearModel, TrainingLog, train_linear
+
+__all__ = [
+    "DimensionStudy",
+    "ExplodingLossWarning",
+    "FoolCurve",
+    "ImageData",
+    "InitialLossWarning",
+    "LinearModel",
+    "RegularizationStudy",
+    "SanityFlag",
+    "ToyResult",
+    "TrainingLog",
+    "WeakRegularizationWarning",
+    "alpha_curve",
+    "dimension_study",
+    "essay_findings",
+    "expected_initial_loss",
+    "fooling_confidence",
+    "load_data",
+    "measured_minimal_alpha",
+    "minimal_alpha",
+    "minimal_distance",
+    "parse_size",
+    "plot_templates",
+    "regularization_study",
+    "roughness",
+    "synthetic_images",
+    "template_attack",
+    "template_direction",
+    "template_images",
+    "toy_example",
+    "train_linear",
+]

@@ -14,13 +14,14 @@ loss curve and every :class:`~hoodwink.linear.sanity.SanityFlag` that fired.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,7 @@ class LinearModel:
         return self.weight.reshape((self.num_classes, *self.input_shape))
 
     def as_module(self) -> nn.Sequential:
-        """A fresh ``nn.Sequential(nn.Flatten(), nn.Linear(D, C))`` holding a copy of the weights."""
+        """A fresh ``nn.Sequential(nn.Flatten(), nn.Linear(D, C))`` with a copy of the weights."""
         lin = nn.Linear(self.input_dim, self.num_classes)
         with torch.no_grad():
             lin.weight.copy_(self.weight)
@@ -501,57 +502,84 @@ def train_linear(
         if f is None:
             return
         log.flags.append(f)
-        _log.warning("%s", f.message)
+        _log.info("sanity flag %s: %s", f.check, f.message)
         if warn:
             warnings.warn(f.message, f.warning_class, stacklevel=3)
 
     flag(check_initial_loss(initial_loss, kind=kind, num_classes=num_classes,
                             init_std=init_std, input_norm=input_norm))
-    good_w, good_b = w.detach().clone(), b.detach().clone()
-    step = 0
-    for epoch in range(1, epochs + 1):
-        order = torch.randperm(n, generator=gen)
-        for i in range(0, n, batch_size):
-            idx = order[i : i + batch_size]
-            loss = data_loss(xf[idx] @ w.T + b, yf[idx], kind)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            opt.step()
-            step += 1
-            log.step_losses.append(float(loss.detach()))
-            exploded = check_exploding_loss(log.step_losses, initial_loss=initial_loss,
-                                            expected=expected, lr=lr, step=step)
-            if exploded is not None:
-                flag(exploded)
+    state = _FitState(good_w=w.detach().clone(), good_b=b.detach().clone())
+    with _few_threads(batch_size * d * num_classes):
+        for epoch in range(1, epochs + 1):
+            order = torch.randperm(n, generator=gen)
+            for i in range(0, n, batch_size):
+                idx = order[i : i + batch_size]
+                loss = data_loss(xf[idx] @ w.T + b, yf[idx], kind)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]
+                opt.step()
+                state.step += 1
+                log.step_losses.append(float(loss.detach()))
+                exploded = check_exploding_loss(log.step_losses, initial_loss=initial_loss,
+                                                expected=expected, lr=lr, step=state.step)
+                if exploded is not None:
+                    flag(exploded)
+                    log.diverged = True
+                    break
+            if log.diverged:
+                break
+            with torch.no_grad():
+                dl, acc = _evaluate(w.detach(), b.detach(), xf, yf, kind)
+                rl = 0.5 * weight_decay * float(w.detach().pow(2).sum())
+                val_acc = None if xv is None or yv is None else _evaluate(
+                    w.detach(), b.detach(), xv, yv, kind)[1]
+            if not (math.isfinite(dl) and math.isfinite(rl)):
+                flag(check_exploding_loss([math.inf], initial_loss=initial_loss,
+                                          expected=expected, lr=lr, step=state.step))
                 log.diverged = True
                 break
-        if log.diverged:
-            break
-        with torch.no_grad():
-            dl, acc = _evaluate(w.detach(), b.detach(), xf, yf, kind)
-            rl = 0.5 * weight_decay * float(w.detach().pow(2).sum())
-            val_acc = None if xv is None or yv is None else _evaluate(
-                w.detach(), b.detach(), xv, yv, kind)[1]
-        if not (math.isfinite(dl) and math.isfinite(rl)):
-            flag(check_exploding_loss([math.inf], initial_loss=initial_loss, expected=expected,
-                                      lr=lr, step=step))
-            log.diverged = True
-            break
-        good_w, good_b = w.detach().clone(), b.detach().clone()
-        log.epochs.append({
-            "epoch": epoch, "data_loss": dl, "reg_loss": rl, "train_accuracy": acc,
-            "val_accuracy": val_acc, "time_s": time.perf_counter() - t0,
-        })
-        _log.info("epoch %d/%d: loss %.4f (reg %.3g) train acc %.4f", epoch, epochs, dl, rl, acc)
-        if progress is not None:
-            progress(epoch, epochs, dl + rl)
+            state.good_w, state.good_b = w.detach().clone(), b.detach().clone()
+            log.epochs.append({
+                "epoch": epoch, "data_loss": dl, "reg_loss": rl, "train_accuracy": acc,
+                "val_accuracy": val_acc, "time_s": time.perf_counter() - t0,
+            })
+            _log.info("epoch %d/%d: loss %.4f (reg %.3g) train acc %.4f", epoch, epochs, dl,
+                      rl, acc)
+            if progress is not None:
+                progress(epoch, epochs, dl + rl)
     if log.epochs:
         last = log.epochs[-1]
         flag(check_regularization_share(last["reg_loss"], last["data_loss"],
                                         weight_decay=weight_decay, input_dim=d))
     log.time_s = time.perf_counter() - t0
     model = LinearModel(
-        weight=good_w, bias=good_b, input_shape=input_shape or (d,), kind=kind,
+        weight=state.good_w, bias=state.good_b, input_shape=input_shape or (d,), kind=kind,
         class_names=tuple(class_names) if class_names is not None else None,
     )
     return model, log
+
+
+@dataclass
+class _FitState:
+    good_w: torch.Tensor
+    good_b: torch.Tensor
+    step: int = 0
+
+
+#: Below this many multiply-adds per step, one thread is faster than several:
+#: thread hand-off costs more than the tiny matrix product it splits.
+_SMALL_STEP = 50_000_000
+
+
+@contextlib.contextmanager
+def _few_threads(work_per_step: int) -> Iterator[None]:
+    """Use one intra-op thread for small problems; restore the setting afterwards."""
+    before = torch.get_num_threads()
+    if work_per_step >= _SMALL_STEP or before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

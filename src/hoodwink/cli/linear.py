@@ -1,0 +1,388 @@
+"""``hoodwink linear ...``: the essay's linear-classifier experiments from the shell.
+
+A thin shell over :mod:`hoodwink.linear`: every option maps onto one library
+argument. Each command writes a report folder (``report.json`` first, then PNG
+figures, ``report.md`` and ``report.html``) into ``--out`` and prints a short
+summary (or the JSON record with ``--json``).
+
+Exit codes: 0 done; 2 usage or library error (one line); 3 ``train`` finished
+but a sanity check fired.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hoodwink.cli._common import EXIT_FLAGS, console, parse_eps, run_guarded
+from hoodwink.errors import ConfigError
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="linear",
+    help="The essay's experiments on linear classifiers over raw pixels.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_ROOT = Path("hoodwink-linear")
+_DEFAULT_MODEL = _ROOT / "train" / "model.safetensors"
+
+DataOpt = Annotated[
+    str, typer.Option("--data", help="'mnist' (bundled), 'synthetic', a folder of class "
+                                     "sub-folders, or an .npz with arrays x and y.")
+]
+SizeOpt = Annotated[
+    str | None, typer.Option("--size", help="Resize images to HxW, e.g. 64x64.")
+]
+ChannelsOpt = Annotated[
+    int | None, typer.Option("--channels", help="Convert images to 1 (grey) or 3 (RGB) channels.")
+]
+ValOpt = Annotated[
+    float, typer.Option("--val-fraction", help="Share of each class held out (user data).")
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the split and the training.")]
+KindOpt = Annotated[
+    str, typer.Option("--kind", help="softmax (cross-entropy) or svm (multi-class hinge).")
+]
+InitOpt = Annotated[float, typer.Option("--init-std", help="Std of the Gaussian weight init.")]
+LrOpt = Annotated[float, typer.Option("--lr", help="SGD learning rate.")]
+WdOpt = Annotated[
+    float, typer.Option("--weight-decay", help="Coefficient of 0.5*wd*||W||^2 in the loss.")
+]
+EpochsOpt = Annotated[int, typer.Option("--epochs", help="Passes over the training set.")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", help="Minibatch size.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the JSON record instead.")]
+
+
+def _kind(text: str) -> Literal["softmax", "svm"]:
+    if text == "softmax":
+        return "softmax"
+    if text == "svm":
+        return "svm"
+    raise ConfigError(f"The '--kind' option must be 'softmax' or 'svm'. Got {text!r}.")
+
+
+def _floats(text: str, name: str) -> list[float]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise ConfigError(f"The '{name}' option needs a comma-separated list of numbers.")
+    return [parse_eps(p) for p in parts]
+
+
+def _data(data: str, size: str | None, channels: int | None, val_fraction: float,
+          seed: int) -> Any:
+    from hoodwink.linear import load_data, parse_size
+
+    return load_data(data, size=parse_size(size), channels=channels,
+                     val_fraction=val_fraction, seed=seed)
+
+
+@contextmanager
+def _bar(label: str, quiet: bool) -> Iterator[Callable[[int, int, str], None]]:
+    """A rich progress bar; yields ``update(done, total, text)``."""
+    if quiet:
+        yield lambda done, total, text: None
+        return
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total} {task.fields[info]}"),
+                  TimeElapsedColumn(), console=console, transient=False) as progress:
+        task = progress.add_task(label, total=None, info="")
+
+        def update(done: int, total: int, text: str) -> None:
+            progress.update(task, completed=done, total=total, info=text)
+
+        yield update
+
+
+def _print_json(path: Path) -> None:
+    typer.echo(path.read_text(encoding="utf-8"))
+
+
+def _written(paths: Any) -> None:
+    console.print(f"report: {paths.html}  (record: {paths.json})")
+
+
+@app.command("train")
+def train_cmd(
+    data: DataOpt = "mnist",
+    size: SizeOpt = None,
+    channels: ChannelsOpt = None,
+    val_fraction: ValOpt = 0.2,
+    kind: KindOpt = "softmax",
+    init_std: InitOpt = 1e-3,
+    lr: LrOpt = 0.05,
+    weight_decay: WdOpt = 1e-3,
+    epochs: EpochsOpt = 30,
+    batch_size: BatchOpt = 128,
+    momentum: Annotated[float, typer.Option("--momentum", help="SGD momentum.")] = 0.9,
+    seed: SeedOpt = 0,
+    out: Annotated[Path, typer.Option("--out", help="Report folder.")] = _ROOT / "train",
+    json_out: JsonOpt = False,
+) -> None:
+    """Train a softmax classifier (or linear SVM) on raw pixels, with sanity checks."""
+    flagged: list[bool] = [False]
+
+    def go() -> None:
+        import warnings
+
+        from hoodwink.linear import train_linear
+        from hoodwink.linear.experiments import run_train
+
+        d = _data(data, size, channels, val_fraction, seed)
+        with _bar("training", json_out) as update, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # flags are printed below, once
+            model, log = train_linear(
+                d.x_train, d.y_train, kind=_kind(kind), init_std=init_std, lr=lr,
+                weight_decay=weight_decay, epochs=epochs, batch_size=batch_size,
+                momentum=momentum, seed=seed, class_names=d.class_names,
+                x_val=d.x_val, y_val=d.y_val,
+                progress=lambda e, n, loss: update(e, n, f"loss {loss:.4g}"),
+            )
+        paths = run_train(model, log, d, out)
+        flagged[0] = bool(log.flags)
+        if json_out:
+            _print_json(paths.json)
+            return
+        last = log.epochs[-1] if log.epochs else {}
+        console.print(
+            f"initial loss {log.initial_loss:.4g} (expected {log.expected_initial_loss:.3g}); "
+            f"final loss {last.get('data_loss', float('nan')):.4g}; val accuracy "
+            f"{last.get('val_accuracy') or float('nan'):.4f}; {log.time_s:.2f} s "
+            f"(plateau at epoch {log.plateau_epoch()})"
+        )
+        for f in log.flags:
+            console.print(f"[bold yellow]{f.warning_class.__name__}:[/] {f.message}",
+                          highlight=False)
+        console.print(f"model: {out / 'model.safetensors'}")
+        _written(paths)
+
+    run_guarded(go)
+    if flagged[0]:
+        raise typer.Exit(EXIT_FLAGS)
+
+
+@app.command("templates")
+def templates_cmd(
+    model: Annotated[Path, typer.Option("--model", help="A model.safetensors from "
+                                                        "'hoodwink linear train'.")
+                     ] = _DEFAULT_MODEL,
+    out: Annotated[Path, typer.Option("--out", help="Report folder.")] = _ROOT / "templates",
+    json_out: JsonOpt = False,
+) -> None:
+    """Draw every class's weights as an image (a template) in a grid PNG."""
+
+    def go() -> None:
+        from hoodwink.linear import LinearModel
+        from hoodwink.linear.experiments import run_templates
+
+        m = LinearModel.load(model)
+        paths = run_templates(m, out, source=str(model))
+        if json_out:
+            _print_json(paths.json)
+            return
+        console.print(f"templates: {out / 'templates.png'}")
+        _written(paths)
+
+    run_guarded(go)
+
+
+@app.command("fool")
+def fool_cmd(
+    model: Annotated[Path, typer.Option("--model", help="A model.safetensors from "
+                                                        "'hoodwink linear train'.")
+                     ] = _DEFAULT_MODEL,
+    data: DataOpt = "mnist",
+    size: SizeOpt = None,
+    channels: ChannelsOpt = None,
+    val_fraction: ValOpt = 0.2,
+    seed: SeedOpt = 0,
+    index: Annotated[int, typer.Option("--index", help="Validation image to fool.")] = 0,
+    target: Annotated[int | None, typer.Option("--target", help="Target class (default: "
+                                                                "the next class).")] = None,
+    noise_seed: Annotated[int, typer.Option("--noise-seed", help="Seed of the noise image.")
+                          ] = 0,
+    confidence: Annotated[float, typer.Option("--confidence", help="Target probability the "
+                                                                   "strip shows.")] = 0.9,
+    n_compare: Annotated[int, typer.Option("--n-compare", help="Images in the comparison "
+                                                               "with FGSM and PGD.")] = 100,
+    eps_linf: Annotated[str, typer.Option("--eps-linf", help="L∞ budgets, comma-separated "
+                                                             "(fractions such as 8/255 parse)."
+                                          )] = "0.01,0.02,0.05,0.1,0.2",
+    eps_l2: Annotated[str, typer.Option("--eps-l2", help="L2 budgets, comma-separated.")
+                      ] = "0.25,0.5,1,2,4",
+    pgd_steps: Annotated[int, typer.Option("--pgd-steps", help="PGD steps.")] = 20,
+    out: Annotated[Path, typer.Option("--out", help="Report folder.")] = _ROOT / "fool",
+    json_out: JsonOpt = False,
+) -> None:
+    """Fool the model with its own template (x + α·w_t), side by side with FGSM and PGD."""
+
+    def go() -> None:
+        from hoodwink.linear import LinearModel
+        from hoodwink.linear.experiments import run_fool
+
+        m = LinearModel.load(model)
+        d = _data(data, size, channels, val_fraction, seed)
+        paths = run_fool(m, d, out, index=index, target=target, noise_seed=noise_seed,
+                         confidence=confidence, n_compare=n_compare,
+                         eps_linf=_floats(eps_linf, "--eps-linf"),
+                         eps_l2=_floats(eps_l2, "--eps-l2"), pgd_steps=pgd_steps)
+        if json_out:
+            _print_json(paths.json)
+            return
+        rec = json.loads(paths.json.read_text(encoding="utf-8"))
+        table = Table("start", "direction", "α min (closed form)", "α min (measured)",
+                      "‖α d‖∞", "‖α d‖₂")
+        for e in rec["examples"]:
+            table.add_row(e["start"], e["direction"], _g(e["alpha_min_closed_form"]),
+                          _g(e["alpha_min_measured"]), _g(e["alpha_min_linf"]),
+                          _g(e["alpha_min_l2"]))
+        console.print(table)
+        _written(paths)
+
+    run_guarded(go)
+
+
+def _g(v: Any) -> str:
+    return "never" if v is None or v == float("inf") else f"{v:.4g}"
+
+
+@app.command("regularization")
+def regularization_cmd(
+    data: DataOpt = "mnist",
+    size: SizeOpt = None,
+    channels: ChannelsOpt = None,
+    val_fraction: ValOpt = 0.2,
+    weight_decays: Annotated[str, typer.Option("--weight-decays", help="Comma-separated, "
+                                                                       "several orders of "
+                                                                       "magnitude.")
+                             ] = "1e-6,1e-5,1e-4,1e-3,1e-2,1e-1,1",
+    kind: KindOpt = "softmax",
+    init_std: InitOpt = 1e-3,
+    lr: LrOpt = 0.05,
+    epochs: EpochsOpt = 30,
+    batch_size: BatchOpt = 128,
+    eps: Annotated[str, typer.Option("--eps", help="L∞ budget of the fooling-confidence "
+                                                   "measure.")] = "0.1",
+    seed: SeedOpt = 0,
+    out: Annotated[Path, typer.Option("--out", help="Report folder.")] = _ROOT / "regularization",
+    json_out: JsonOpt = False,
+) -> None:
+    """Sweep weight decay: accuracy, template smoothness and how easily each model is fooled."""
+
+    def go() -> None:
+        from hoodwink.linear import regularization_study
+        from hoodwink.linear.experiments import run_regularization
+
+        d = _data(data, size, channels, val_fraction, seed)
+        decays = _floats(weight_decays, "--weight-decays")
+        with _bar("models", json_out) as update:
+            study = regularization_study(
+                d, decays, kind=_kind(kind), init_std=init_std, lr=lr, epochs=epochs,
+                batch_size=batch_size, seed=seed, eps=parse_eps(eps), progress=update,
+            )
+        paths = run_regularization(study, out)
+        if json_out:
+            _print_json(paths.json)
+            return
+        table = Table("weight decay", "val acc", "roughness", "mean L2 dist", "mean L∞ dist",
+                      "wrong-class conf.")
+        for r in study.rows:
+            table.add_row(f"{r['weight_decay']:g}", f"{r['val_accuracy']:.4f}",
+                          f"{r['roughness']:.3f}", f"{r['mean_l2_distance']:.4g}",
+                          f"{r['mean_linf_distance']:.4g}", f"{r['fooling_confidence']:.3f}")
+        console.print(table)
+        for f in study.findings:
+            mark = "[green]holds[/]" if f["holds"] else "[red]does not hold[/]"
+            console.print(f"{f['claim']}: {mark} ({f['low']:.4g} -> {f['high']:.4g})")
+        console.print(f"{study.time_s:.1f} s")
+        _written(paths)
+
+    run_guarded(go)
+
+
+@app.command("dimension")
+def dimension_cmd(
+    data: DataOpt = "mnist",
+    channels: ChannelsOpt = None,
+    val_fraction: ValOpt = 0.2,
+    sizes: Annotated[str, typer.Option("--sizes", help="Comma-separated square sizes, e.g. "
+                                                       "7,14,28,56.")] = "7,14,28,56",
+    eps: Annotated[str, typer.Option("--eps", help="L∞ perturbation size.")] = "0.01",
+    weight_decay: WdOpt = 1e-3,
+    kind: KindOpt = "softmax",
+    lr: LrOpt = 0.05,
+    epochs: EpochsOpt = 30,
+    scale_lr: Annotated[bool, typer.Option("--scale-lr/--no-scale-lr",
+                                           help="Divide lr by the growth of n.")] = False,
+    seed: SeedOpt = 0,
+    out: Annotated[Path, typer.Option("--out", help="Report folder.")] = _ROOT / "dimension",
+    json_out: JsonOpt = False,
+) -> None:
+    """Train at growing input size and plot the score change ε·‖w‖₁ against n."""
+
+    def go() -> None:
+        from hoodwink.linear import dimension_study
+        from hoodwink.linear.experiments import run_dimension
+
+        d = _data(data, None, channels, val_fraction, seed)
+        try:
+            sides = [int(s) for s in sizes.split(",") if s.strip()]
+        except ValueError as exc:
+            raise ConfigError(f"The '--sizes' option must list integers, e.g. 7,14,28. "
+                              f"Got {sizes!r}.") from exc
+        with _bar("models", json_out) as update:
+            study = dimension_study(d, [(s, s) for s in sides], eps=parse_eps(eps),
+                                    weight_decay=weight_decay, kind=_kind(kind), lr=lr,
+                                    epochs=epochs, seed=seed, scale_lr=scale_lr,
+                                    progress=update)
+        paths = run_dimension(study, out)
+        if json_out:
+            _print_json(paths.json)
+            return
+        table = Table("size", "n", "val acc", "mean |w|", "ε‖w‖₁", "mean min L∞ dist")
+        for r in study.rows:
+            table.add_row("x".join(map(str, r["size"])), str(r["n"]), f"{r['val_accuracy']:.4f}",
+                          f"{r['mean_abs_weight']:.3g}", f"{r['activation_change']:.4g}",
+                          f"{r['mean_linf_distance']:.4g}")
+        console.print(table)
+        _written(paths)
+
+    run_guarded(go)
+
+
+@app.command("toy")
+def toy_cmd(
+    alpha: Annotated[float, typer.Option("--alpha", help="Step along w.")] = 0.5,
+    out: Annotated[Path, typer.Option("--out", help="Report folder.")] = _ROOT / "toy",
+    json_out: JsonOpt = False,
+) -> None:
+    """The essay's toy logistic regression: score -3 (P = 0.0474) becomes 2 (P = 0.8808)."""
+
+    def go() -> None:
+        from hoodwink.linear import toy_example
+        from hoodwink.linear.experiments import run_toy
+
+        r = toy_example(alpha)
+        paths = run_toy(r, out)
+        if json_out:
+            _print_json(paths.json)
+            return
+        fmt = ", ".join(f"{v:g}" for v in r.x)
+        console.print(f"x      = [{fmt}]")
+        console.print(f"w      = [{', '.join(f'{v:g}' for v in r.w)}]")
+        console.print(f"score  = w·x = {r.score:g}   P(class 1) = {r.probability:.4f}")
+        console.print(f"x_adv  = x + {r.alpha:g}·w = [{', '.join(f'{v:g}' for v in r.x_adv)}]")
+        console.print(f"score  = {r.score_adv:g}   P(class 1) = {r.probability_adv:.4f}")
+        _written(paths)
+
+    run_guarded(go)
