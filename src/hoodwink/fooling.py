@@ -30,7 +30,7 @@ __all__ = ["AUTO_EPS", "FoolOutcome", "fool_image", "fool_tensor", "top_k"]
 _log = logging.getLogger(__name__)
 
 #: Budgets tried in order by ``eps="auto"``, in 8-bit pixel units / 255.
-AUTO_EPS: tuple[float, ...] = tuple(k / 255 for k in (1, 2, 3, 4, 6, 8, 12, 16))
+AUTO_EPS: tuple[float, ...] = tuple(k / 255 for k in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64))
 
 SCHEMA = "hoodwink.fool/1"
 

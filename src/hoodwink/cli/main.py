@@ -100,12 +100,12 @@ def attack_cmd(
         from hoodwink import zoo
         from hoodwink.data.mnist import load_mnist
 
+        clf = zoo.load(model)
         if not model.startswith("mnist"):
             raise hoodwink.errors.ConfigError(
                 f"`hoodwink attack` evaluates on bundled held-out data, which exists for the "
                 f"MNIST models; got {model!r}. Use `hoodwink fool IMAGE --model {model}`."
             )
-        clf = zoo.load(model)
         if n < 1:
             raise hoodwink.errors.ConfigError(f"--n must be >= 1. Got {n}.")
         x, y = load_mnist("test")

@@ -46,8 +46,7 @@ _MNIST_TEST_FRACTION = 0.2
 def _check_split(split: object, func: str) -> None:
     if split not in _SPLITS:
         raise ConfigError(
-            f"The 'split' parameter of {func} must be one of 'train', 'test', 'all'. "
-            f"Got {split!r}."
+            f"The 'split' parameter of {func} must be one of 'train', 'test', 'all'. Got {split!r}."
         )
 
 

@@ -54,8 +54,9 @@ class MnistCNN(nn.Module):
     """A small convolutional network for 28x28 grey-scale digits.
 
     conv 3x3 (32) → ReLU → max-pool 2 → conv 3x3 (64) → ReLU → max-pool 2 →
-    linear (3136 → 128) → ReLU → linear (128 → ``num_classes``). About 420k
-    parameters; the bundled weights (:func:`load_mnist_cnn`) have 10 classes.
+    linear (1600 → 128) → ReLU → linear (128 → ``num_classes``), with unpadded
+    ("valid") convolutions: 28 → 26 → 13 → 11 → 5 pixels. About 225k parameters;
+    the bundled weights (:func:`load_mnist_cnn`) have 10 classes.
 
     Parameters
     ----------
@@ -74,16 +75,16 @@ class MnistCNN(nn.Module):
         _check_num_classes(num_classes, "MnistCNN")
         self.num_classes = num_classes
         self.features = nn.Sequential(
-            nn.Conv2d(1, 32, kernel_size=3, padding=1),
+            nn.Conv2d(1, 32, kernel_size=3),
             nn.ReLU(),
             nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, kernel_size=3, padding=1),
+            nn.Conv2d(32, 64, kernel_size=3),
             nn.ReLU(),
             nn.MaxPool2d(2),
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(64 * 7 * 7, 128),
+            nn.Linear(64 * 5 * 5, 128),
             nn.ReLU(),
             nn.Linear(128, num_classes),
         )
