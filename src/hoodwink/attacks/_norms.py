@@ -63,6 +63,10 @@ def _project_l1(delta: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     theta = (cums.gather(1, rho[:, None])[:, 0] - eps) / (rho + 1).to(a.dtype)
     theta = theta.clamp_min(0)
     proj = flat.sign() * (a - theta[:, None]).clamp_min(0)
+    # a - theta rounds at the scale of a, not of eps: when |delta| >> eps the sum can land
+    # a few ulps(a) outside the ball. Rescaling puts it back to within an ulp of eps.
+    total = proj.abs().sum(dim=1, keepdim=True)
+    proj = torch.where(total > eps[:, None], proj * (eps[:, None] / total), proj)
     out = torch.where(inside[:, None], flat, proj)
     return out.reshape(delta.shape)
 

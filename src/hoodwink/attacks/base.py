@@ -9,6 +9,7 @@ every guarantee, and recomputes success with a fresh forward pass.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -173,9 +174,14 @@ class Attack:
         t0 = time.perf_counter()
         self._check_model(model)
         eps_f = self._check_eps(model, eps, x)
-        inputs, orig = self._prepare(model, x, y, target, eps_f)
-        x_adv, queries = self._run(model, inputs)
-        return self._finish(model, inputs, orig, x_adv, queries, t0)
+        # One evaluating() block around the whole run, where the model has one: the
+        # model's own per-call blocks then nest for free instead of walking every
+        # submodule and parameter on each step. The mode is still restored on error.
+        evaluating = getattr(model, "evaluating", None)
+        with evaluating() if callable(evaluating) else contextlib.nullcontext():
+            inputs, orig = self._prepare(model, x, y, target, eps_f)
+            x_adv, queries = self._run(model, inputs)
+            return self._finish(model, inputs, orig, x_adv, queries, t0)
 
     def sweep(
         self,
@@ -187,13 +193,15 @@ class Attack:
         eps: Sequence[float],
     ) -> list[AttackResult]:
         """Run the attack once per budget in ``eps``; one result per budget, in order."""
-        if isinstance(eps, int | float) or not isinstance(eps, Sequence | np.ndarray):
+        if (isinstance(eps, int | float | str) or not isinstance(eps, Sequence | np.ndarray)
+                or np.ndim(eps) != 1):
             raise ConfigError(
                 f"sweep() takes a list of budgets, e.g. eps=[1/255, 2/255, 4/255]. Got {eps!r}."
             )
         if len(eps) == 0:
             raise ConfigError("sweep() needs at least one budget in eps.")
-        return [self(model, x, y, target=target, eps=float(e)) for e in eps]
+        # Each budget is validated by __call__ (a ConfigError naming 'eps' if bad).
+        return [self(model, x, y, target=target, eps=e) for e in eps]
 
     def _run(self, model: Classifier, inputs: AttackInputs) -> tuple[torch.Tensor, torch.Tensor]:
         """Produce adversarial inputs and per-sample query counts."""

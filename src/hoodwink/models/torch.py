@@ -14,6 +14,7 @@ import copy
 import logging
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+
 import numpy as np
 import torch
 from torch import nn
@@ -218,6 +219,7 @@ class TorchClassifier:
         self._num_classes = num_classes
         self.input_shape = tuple(int(d) for d in input_shape) if input_shape is not None else None
         self._warned_training = False
+        self._eval_depth = 0  # nesting level of evaluating() blocks
         if class_names is not None and num_classes is not None and len(class_names) != num_classes:
             raise ConfigError(
                 f"class_names has {len(class_names)} entries but num_classes is {num_classes}."
@@ -269,11 +271,29 @@ class TorchClassifier:
         None
             Inside the block the module is in eval mode and its parameters do
             not require gradients. Both are restored afterwards, even on error.
+
+        Notes
+        -----
+        Re-entrant: a block opened inside another one on the same classifier
+        changes nothing, since the outer block already froze the module and will
+        restore it. Attacks open one block around their whole run, so the
+        per-step calls skip the walk over every submodule and parameter.
         """
+        if self._eval_depth > 0:
+            self._eval_depth += 1
+            try:
+                yield
+            finally:
+                self._eval_depth -= 1
+            return
         modules = [self.module]
         if isinstance(self.preprocessing, nn.Module):
             modules.append(self.preprocessing)
         was_training = [m.training for m in modules]
+        # Every submodule's own flag: m.train(mode) would also switch submodules the user
+        # deliberately left in eval mode (e.g. frozen batch norm in a training model).
+        submodules = [s for m in modules for s in m.modules()]
+        sub_training = [s.training for s in submodules]
         params = [p for m in modules for p in m.parameters()]
         flags = [p.requires_grad for p in params]
         if was_training[0] and not self._warned_training:
@@ -290,10 +310,12 @@ class TorchClassifier:
                 m.eval()
             for p in params:
                 p.requires_grad_(False)
+            self._eval_depth = 1
             yield
         finally:
-            for m, mode in zip(modules, was_training, strict=True):
-                m.train(mode)
+            self._eval_depth = 0
+            for s, mode in zip(submodules, sub_training, strict=True):
+                s.training = mode
             for p, flag in zip(params, flags, strict=True):
                 p.requires_grad_(flag)
 
@@ -304,6 +326,9 @@ class TorchClassifier:
                 f"{type(self.module).__name__} takes inputs of shape (N, {shape}); got "
                 f"{tuple(x.shape)}. Resize the inputs first."
             )
+        dtype = _module_dtype(self.module)
+        if dtype is not None and x.dtype != dtype:
+            x = x.to(dtype)  # differentiable, so gradients come back in the caller's dtype
         z = self.preprocessing(x) if self.preprocessing is not None else x
         out = self.module(z)
         if not isinstance(out, torch.Tensor):
@@ -438,11 +463,18 @@ class TorchClassifier:
         return self.objective_gradient(x, objective)
 
 
-def _module_device(module: nn.Module) -> torch.device:
+def _module_dtype(module: nn.Module) -> torch.dtype | None:
     for t in module.parameters():
-        return t.device
-    for t in module.buffers():
-        return t.device
+        if t.is_floating_point():
+            return t.dtype
+    return None
+
+
+def _module_device(module: nn.Module) -> torch.device:
+    for p in module.parameters():
+        return p.device
+    for b in module.buffers():
+        return b.device
     return torch.device("cpu")
 
 

@@ -1,0 +1,428 @@
+"""The attack contract: guarantees every attack keeps, for every norm and mode.
+
+Each test is parametrised over the rows of ``ATTACKS`` (attack class x norm) and
+over untargeted / targeted calls. Adding an attack is one row in ``ATTACKS``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from hoodwink import FGSM, PGD, TorchClassifier
+from hoodwink.attacks.base import Attack
+from hoodwink.errors import ConfigError, InternalError
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    # Tiny models run much faster single-threaded, above all on a busy 2-core CI box.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------------- the table
+@dataclass(frozen=True)
+class AttackSpec:
+    """One attack family: its class, the norms it supports, quick test settings."""
+
+    cls: type[Attack]
+    norms: tuple[str, ...]
+    fast: dict[str, Any] = field(default_factory=dict)
+    #: Extra settings under which different seeds must give different results.
+    randomised: dict[str, Any] | None = None
+
+    def make(self, norm: str, **kw: Any) -> Attack:
+        return self.cls(norm=norm, **{**self.fast, **kw})
+
+
+ATTACKS = [
+    AttackSpec(FGSM, ("linf", "l2")),
+    AttackSpec(PGD, ("linf", "l2", "l1"), fast={"steps": 5}, randomised={"random_start": True}),
+]
+
+CASES = [
+    pytest.param(spec, norm, targeted, id=f"{spec.cls.__name__}-{norm}-{mode}")
+    for spec in ATTACKS
+    for norm in spec.norms
+    for targeted, mode in ((False, "untargeted"), (True, "targeted"))
+]
+RANDOMISED_CASES = [
+    pytest.param(spec, norm, id=f"{spec.cls.__name__}-{norm}")
+    for spec in ATTACKS
+    if spec.randomised is not None
+    for norm in spec.norms
+]
+
+# ---------------------------------------------------------------------- data and models
+NUM_CLASSES = 5
+IMAGE_SHAPE = (5, 3, 7, 11)  # batch above 1, non-square images
+TABULAR_SHAPE = (6, 13)
+EPS = {
+    "image": {"linf": 0.1, "l2": 1.0, "l1": 5.0},
+    "tabular": {"linf": 0.3, "l2": 1.0, "l1": 2.0},
+}
+
+
+class TinyConv(nn.Module):
+    """A conv net for (3, 7, 11) images."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
+        self.head = nn.Linear(4 * 7 * 11, NUM_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).flatten(1))
+
+
+def image_net() -> nn.Module:
+    torch.manual_seed(0)
+    return TinyConv().eval()
+
+
+def tabular_net() -> nn.Module:
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Linear(13, 8), nn.Tanh(), nn.Linear(8, NUM_CLASSES)).eval()
+
+
+TAB_LOWER = np.linspace(-3.0, 0.0, 13)
+TAB_UPPER = TAB_LOWER + np.linspace(0.5, 5.0, 13)
+
+
+def make_data(
+    kind: str, *, dtype: torch.dtype = torch.float32, levels: int | None = None,
+    module: nn.Module | None = None,
+) -> tuple[TorchClassifier, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A model, inputs in its bounds, random labels y and targets != y."""
+    rng = np.random.default_rng(7)
+    if kind == "image":
+        net = module if module is not None else image_net()
+        model = TorchClassifier(net, bounds=(0, 1), levels=levels)
+        u = rng.uniform(0, 1, size=IMAGE_SHAPE)
+        if levels is not None:
+            u = np.round(u * (levels - 1)) / (levels - 1)
+        x = torch.from_numpy(u)
+    else:
+        net = module if module is not None else tabular_net()
+        model = TorchClassifier(net, bounds=(TAB_LOWER, TAB_UPPER))
+        u = rng.uniform(0, 1, size=TABULAR_SHAPE)
+        x = torch.from_numpy(TAB_LOWER + u * (TAB_UPPER - TAB_LOWER))
+    n = x.shape[0]
+    y = torch.from_numpy(rng.integers(0, NUM_CLASSES, size=n))
+    target = (y + torch.from_numpy(rng.integers(1, NUM_CLASSES, size=n))) % NUM_CLASSES
+    return model, x.to(dtype), y, target
+
+
+def run(
+    attack: Attack, model: TorchClassifier, x: Any, y: Any, target: Any, targeted: bool,
+    eps: float,
+) -> Any:
+    if targeted:
+        return attack(model, x, y, target=target, eps=eps)
+    return attack(model, x, y, eps=eps)
+
+
+def flat_norm(delta: torch.Tensor, norm: str) -> torch.Tensor:
+    flat = delta.double().reshape(delta.shape[0], -1)
+    p = {"linf": math.inf, "l2": 2.0, "l1": 1.0}[norm]
+    return torch.linalg.vector_norm(flat, ord=p, dim=1)
+
+
+def mode_snapshot(module: nn.Module) -> tuple[list[bool], list[bool]]:
+    return [m.training for m in module.modules()], [p.requires_grad for p in module.parameters()]
+
+
+# ---------------------------------------------------------------------- invariants
+@pytest.mark.parametrize("kind", ["image", "tabular"])
+@pytest.mark.parametrize(("spec", "norm", "targeted"), CASES)
+def test_bounds_and_eps_ball_hold(spec: AttackSpec, norm: str, targeted: bool, kind: str) -> None:
+    """x_adv lies within the bounds exactly and within eps (+1e-6) of x in the attack norm."""
+    model, x, y, target = make_data(kind)
+    eps = EPS[kind][norm]
+    r = run(spec.make(norm), model, x, y, target, targeted, eps)
+    lo, hi = (torch.as_tensor(b, dtype=x.dtype) for b in model.bounds)
+    assert bool((r.x_adv >= lo).all()) and bool((r.x_adv <= hi).all())
+    assert bool((flat_norm(r.x_adv - x, norm) <= eps + 1e-6).all())
+    assert torch.allclose(r.perturbation_norm.double(), flat_norm(r.x_adv - x, norm), atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("spec", "norm", "targeted"), CASES)
+def test_shape_dtype_device_kept(
+    spec: AttackSpec, norm: str, targeted: bool, dtype: torch.dtype
+) -> None:
+    """x_adv has the shape, dtype and device of x; per-sample fields have shape (N,)."""
+    model, x, y, target = make_data("image", dtype=dtype)
+    r = run(spec.make(norm), model, x, y, target, targeted, EPS["image"][norm])
+    assert r.x_adv.shape == x.shape
+    assert r.x_adv.dtype == dtype
+    assert r.x_adv.device == x.device
+    n = x.shape[0]
+    for name in ("success", "clean_correct", "pred_clean", "pred_adv", "perturbation_norm",
+                 "queries"):
+        assert getattr(r, name).shape == (n,), name
+
+
+@pytest.mark.parametrize(("spec", "norm", "targeted"), CASES)
+def test_inputs_not_mutated(spec: AttackSpec, norm: str, targeted: bool) -> None:
+    """The attack leaves x, y and target untouched (torch and numpy inputs)."""
+    model, x, y, target = make_data("image")
+    copies = x.clone(), y.clone(), target.clone()
+    run(spec.make(norm), model, x, y, target, targeted, EPS["image"][norm])
+    assert torch.equal(x, copies[0]) and torch.equal(y, copies[1])
+    assert torch.equal(target, copies[2])
+    xn, yn, tn = x.numpy().copy(), y.numpy().copy(), target.numpy().copy()
+    run(spec.make(norm), model, xn, yn, tn, targeted, EPS["image"][norm])
+    np.testing.assert_array_equal(xn, copies[0].numpy())
+    np.testing.assert_array_equal(yn, copies[1].numpy())
+    np.testing.assert_array_equal(tn, copies[2].numpy())
+
+
+@pytest.mark.parametrize("kind", ["image", "tabular"])
+@pytest.mark.parametrize(("spec", "norm", "targeted"), CASES)
+def test_success_matches_fresh_prediction(
+    spec: AttackSpec, norm: str, targeted: bool, kind: str
+) -> None:
+    """`success` and `pred_adv` agree with model.predict(x_adv) against y or the target."""
+    model, x, y, target = make_data(kind)
+    r = run(spec.make(norm), model, x, y, target, targeted, EPS[kind][norm])
+    pred = model.predict(r.x_adv)
+    assert torch.equal(r.pred_adv, pred)
+    assert torch.equal(r.pred_clean, model.predict(x))
+    expected = pred == target if targeted else pred != y
+    assert torch.equal(r.success, expected)
+    assert torch.equal(r.clean_correct, model.predict(x) == y)
+
+
+@pytest.mark.parametrize(("spec", "norm", "targeted"), CASES)
+def test_eps_zero_returns_x(spec: AttackSpec, norm: str, targeted: bool) -> None:
+    """With eps=0 the attack returns x bit-for-bit."""
+    model, x, y, target = make_data("image")
+    r = run(spec.make(norm), model, x, y, target, targeted, 0.0)
+    assert torch.equal(r.x_adv, x)
+    assert bool((r.perturbation_norm == 0).all())
+
+
+@pytest.mark.parametrize(("spec", "norm", "targeted"), CASES)
+def test_fixed_seed_reproduces(spec: AttackSpec, norm: str, targeted: bool) -> None:
+    """Two calls with the same seed give bit-identical results, and record the seed."""
+    model, x, y, target = make_data("image")
+    kw = spec.randomised or {}
+    a = run(spec.make(norm, seed=123, **kw), model, x, y, target, targeted, EPS["image"][norm])
+    b = run(spec.make(norm, seed=123, **kw), model, x, y, target, targeted, EPS["image"][norm])
+    assert torch.equal(a.x_adv, b.x_adv)
+    assert torch.equal(a.queries, b.queries)
+    assert a.seed == b.seed == 123
+
+
+@pytest.mark.parametrize("targeted", [False, True], ids=["untargeted", "targeted"])
+@pytest.mark.parametrize(("spec", "norm"), RANDOMISED_CASES)
+def test_different_seeds_differ(spec: AttackSpec, norm: str, targeted: bool) -> None:
+    """A randomised attack (PGD with random_start) gives different x_adv for different seeds."""
+    model, x, y, target = make_data("image")
+    assert spec.randomised is not None
+    eps = EPS["image"][norm]
+    # early_stop=False: every sample keeps moving, so its result depends on its start.
+    kw = {**spec.randomised, "early_stop": False}
+    a = run(spec.make(norm, seed=1, **kw), model, x, y, target, targeted, eps)
+    b = run(spec.make(norm, seed=2, **kw), model, x, y, target, targeted, eps)
+    assert not torch.equal(a.x_adv, b.x_adv)
+    assert (a.seed, b.seed) == (1, 2)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sloppy(Attack):
+    """A buggy attack whose raw output ignores both the eps-ball and the bounds."""
+
+    def _run(self, model: Any, inputs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        noise = torch.randn(inputs.x.shape, generator=inputs.generator, dtype=inputs.x.dtype)
+        return inputs.x + 10 * noise, torch.zeros(inputs.x.shape[0], dtype=torch.int64)
+
+
+@pytest.mark.parametrize("kind", ["image", "tabular"])
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_base_class_repairs_a_sloppy_attack(norm: str, kind: str) -> None:
+    """The base class projects any subclass output back onto the eps-ball and the bounds."""
+    model, x, y, _ = make_data(kind)
+    eps = EPS[kind][norm]
+    r = Sloppy(norm=norm)(model, x, y, eps=eps)
+    lo, hi = (torch.as_tensor(b, dtype=x.dtype) for b in model.bounds)
+    assert bool((r.x_adv >= lo).all()) and bool((r.x_adv <= hi).all())
+    assert bool((flat_norm(r.x_adv - x, norm) <= eps + 1e-6).all())
+
+
+def test_guarantee_violation_is_an_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the final projection were broken, the call raises InternalError instead of returning."""
+    import hoodwink.attacks.base as base
+
+    monkeypatch.setattr(base, "project", lambda delta, eps, norm: delta)
+    model, x, y, _ = make_data("image")
+    with pytest.raises(InternalError, match="hoodwink bug"):
+        Sloppy(norm="l2")(model, x, y, eps=1.0)
+
+
+# ---------------------------------------------------------------------- model mode
+def mixed_mode_net() -> nn.Module:
+    """Training at the top, one frozen eval-mode submodule, one frozen parameter."""
+    net = image_net().train()
+    net.features.eval()
+    net.head.bias.requires_grad_(False)
+    return net
+
+
+@pytest.mark.parametrize(("spec", "norm", "targeted"), CASES)
+def test_model_mode_restored(spec: AttackSpec, norm: str, targeted: bool) -> None:
+    """Every submodule's training flag and every parameter's requires_grad survive a call."""
+    net = mixed_mode_net()
+    before = mode_snapshot(net)
+    model, x, y, target = make_data("image", module=net)
+    with pytest.warns(UserWarning, match="training mode"):
+        run(spec.make(norm), model, x, y, target, targeted, EPS["image"][norm])
+    assert mode_snapshot(net) == before
+
+
+class FailsOnCall(nn.Module):
+    """Wraps a module; its forward raises on the n-th call."""
+
+    def __init__(self, inner: nn.Module, fail_on: int) -> None:
+        super().__init__()
+        self.inner = inner
+        self.fail_on = fail_on
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise RuntimeError("boom")
+        return self.inner(x)
+
+
+@pytest.mark.parametrize("fail_on", [2, 3])
+@pytest.mark.parametrize(("spec", "norm", "targeted"), CASES)
+def test_model_mode_restored_when_attack_raises(
+    spec: AttackSpec, norm: str, targeted: bool, fail_on: int
+) -> None:
+    """The model's flags are restored even when its forward raises midway through the attack."""
+    net = FailsOnCall(mixed_mode_net(), fail_on)
+    before = mode_snapshot(net)
+    model, x, y, target = make_data("image", module=net)
+    with (
+        pytest.warns(UserWarning, match="training mode"),
+        pytest.raises(RuntimeError, match="boom"),
+    ):
+        run(spec.make(norm), model, x, y, target, targeted, EPS["image"][norm])
+    assert net.calls == fail_on
+    assert mode_snapshot(net) == before
+
+
+# ---------------------------------------------------------------------- parameter validation
+def _invalid_values(cls: type[Attack], f: dataclasses.Field[Any], hint: Any) -> list[Any]:
+    """Values of the wrong kind or range for a field, generated from its type."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):  # Optional[X]: X's bad values, but None is fine
+        inner = [a for a in args if a is not type(None)]
+        assert len(inner) == 1, f"no generator for {hint}"
+        return [v for v in _invalid_values(cls, f, inner[0]) if v is not None]
+    if origin is typing.Literal:
+        bad: list[Any] = ["bogus", "", 3, None]
+        if f.name == "norm":  # choices of the shared vocabulary that this attack lacks
+            bad += [n for n in args if n not in cls.supported_norms]
+        return bad
+    if hint is bool:
+        return [1, 0, "yes", None]
+    if hint is int:
+        bad = [-1, 2.5, "3", True, None]
+        if isinstance(f.default, int) and f.default >= 1:  # a count: zero is invalid too
+            bad.append(0)
+        return bad
+    if hint is float:
+        return [math.nan, math.inf, -math.inf, -1.0, "0.1", None]
+    raise AssertionError(f"no invalid-value generator for field {f.name!r} of type {hint}")
+
+
+def _param_cases() -> list[Any]:
+    cases = []
+    for spec in ATTACKS:
+        hints = typing.get_type_hints(spec.cls)
+        for f in dataclasses.fields(spec.cls):
+            for value in _invalid_values(spec.cls, f, hints[f.name]):
+                cases.append(pytest.param(
+                    spec.cls, f.name, value, id=f"{spec.cls.__name__}-{f.name}-{value!r}"))
+    return cases
+
+
+@pytest.mark.parametrize(("cls", "name", "value"), _param_cases())
+def test_parameter_rejects_invalid_value(cls: type[Attack], name: str, value: Any) -> None:
+    """Every attack parameter rejects a bad value with a ConfigError naming the parameter."""
+    with pytest.raises(ConfigError, match=rf"'{name}' parameter of {cls.__name__}"):
+        cls(**{name: value})
+
+
+@pytest.mark.parametrize("spec", ATTACKS, ids=lambda s: s.cls.__name__)
+def test_attack_config_is_frozen_and_printable(spec: AttackSpec) -> None:
+    """Attack configs are immutable and their repr names every parameter."""
+    attack = spec.cls()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        attack.norm = "l2"  # type: ignore[misc]
+    for f in dataclasses.fields(spec.cls):
+        assert f"{f.name}=" in repr(attack)
+
+
+# ---------------------------------------------------------------------- inputs
+@pytest.mark.parametrize(("spec", "norm", "targeted"), CASES)
+def test_numpy_input_accepted(spec: AttackSpec, norm: str, targeted: bool) -> None:
+    """numpy arrays (float32 or numpy's default float64) work and match the torch result."""
+    model, x, y, target = make_data("image")
+    eps = EPS["image"][norm]
+    ref = run(spec.make(norm), model, x, y, target, targeted, eps)
+    r32 = run(spec.make(norm), model, x.numpy(), y.numpy(), target.numpy(), targeted, eps)
+    assert torch.equal(r32.x_adv, ref.x_adv)
+    r64 = run(spec.make(norm), model, x.double().numpy(), y.numpy(), target.numpy(), targeted,
+              eps)
+    assert isinstance(r64.x_adv, torch.Tensor) and r64.x_adv.dtype == torch.float64
+    assert r64.x_adv.shape == x.shape
+
+
+@pytest.mark.parametrize(("spec", "norm", "targeted"), CASES)
+def test_quantised_results_survive_8bit_round_trip(
+    spec: AttackSpec, norm: str, targeted: bool
+) -> None:
+    """With levels=256, x_adv*255 is integral and saving as uint8 keeps x_adv and every success."""
+    model, x, y, target = make_data("image", levels=256)
+    eps = {"linf": 8 / 255, "l2": 1.0, "l1": 5.0}[norm]
+    r = run(spec.make(norm), model, x, y, target, targeted, eps)
+    scaled = r.x_adv * 255
+    assert torch.equal(scaled, torch.round(scaled))
+    back = torch.round(scaled).to(torch.uint8).float() / 255
+    assert torch.equal(back, r.x_adv)
+    pred = model.predict(back)
+    assert torch.equal(pred, r.pred_adv)
+    expected = pred == target if targeted else pred != y
+    assert torch.equal(r.success, expected)
+    assert bool((flat_norm(r.x_adv - x, norm) <= eps + 1e-6).all())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize(("spec", "norm", "targeted"), CASES)
+def test_cuda_model_cpu_inputs(spec: AttackSpec, norm: str, targeted: bool) -> None:
+    """A model on the GPU with CPU inputs returns CPU results within bounds and eps."""
+    net = image_net()
+    model = TorchClassifier(net, bounds=(0, 1), device="cuda")
+    _, x, y, target = make_data("image")
+    eps = EPS["image"][norm]
+    r = run(spec.make(norm), model, x, y, target, targeted, eps)
+    assert r.x_adv.device == x.device and r.success.device == x.device
+    assert bool((flat_norm(r.x_adv - x, norm) <= eps + 1e-6).all())
