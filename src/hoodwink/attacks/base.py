@@ -210,7 +210,7 @@ class Attack:
     # ------------------------------------------------------------------ validation
     def _check_model(self, model: Classifier) -> None:
         needed = ("capabilities", "num_classes", "bounds", "levels", "predict")
-        if not all(hasattr(type(model), a) for a in needed):
+        if not all(hasattr(type(model), a) or hasattr(model, a) for a in needed):
             raise CapabilityError(
                 f"{type(self).__name__} needs a hoodwink model; got {type(model).__name__}. "
                 "Wrap a torch module with hoodwink.TorchClassifier(module, bounds=...)."

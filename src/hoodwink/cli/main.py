@@ -220,11 +220,13 @@ def fool_cmd(
 
 
 def _mount_subapps() -> None:
-    try:
-        from hoodwink.cli.linear import app as linear_app
-    except ImportError:  # pragma: no cover - the extra is missing
-        return
+    from hoodwink.cli.dream import register as register_dream
+    from hoodwink.cli.linear import app as linear_app
+    from hoodwink.cli.transfer import register as register_transfer
+
     app.add_typer(linear_app, name="linear", help="The essay's linear-classifier experiments.")
+    register_dream(app)
+    register_transfer(app)
 
 
 _mount_subapps()
