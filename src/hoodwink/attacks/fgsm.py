@@ -46,7 +46,7 @@ class FGSM(GradientAttack):
     >>> r = hoodwink.FGSM()(model, x, target=1, eps=0.1)
     >>> (r.x_adv / 0.1).round().tolist()  # eta = sign(w) = [1, -1, 1]
     [[1.0, -1.0, 1.0]]
-    >>> float(net(r.x_adv / 0.1)[0, 1])  # w . eta = 3 + 5 + 7
+    >>> float(net(r.x_adv / 0.1)[0, 1].detach())  # w . eta = 3 + 5 + 7
     15.0
     """
 
