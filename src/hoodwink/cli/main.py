@@ -176,7 +176,7 @@ def fool_cmd(
     model: Annotated[str, typer.Option(help="Model name (see `hoodwink models`).")]
     = "efficientnet-lite0",
     eps: Annotated[str, typer.Option(help="L∞ budget, e.g. 2/255, or 'auto'.")] = "2/255",
-    steps: Annotated[int, typer.Option(help="PGD steps per budget.")] = 20,
+    steps: Annotated[int, typer.Option(help="PGD steps per budget.")] = 40,
     out: Annotated[
         Path | None, typer.Option(help="Adversarial PNG path (default <stem>-adv.png).")
     ] = None,
