@@ -26,6 +26,7 @@ current ``fool_tensor`` defaults; the stepsize is substituted into the PGD that
 Usage::
 
     python bench/imagenet_targeted.py                      # current defaults
+    python bench/imagenet_targeted.py --steps 20 --tag steps20 --e2e-steps 20
     python bench/imagenet_targeted.py --steps 50 --stepsize 0.5 --tag s50
     python bench/imagenet_targeted.py --photos chelsea,coffee --targets 3 --no-e2e
 
@@ -35,6 +36,7 @@ Writes ``bench/results/imagenet_targeted[-TAG].json`` and prints a table.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -56,6 +58,8 @@ from hoodwink.evaluation.transfer import natural_photos
 from hoodwink.fooling import fool_tensor
 
 ROOT = Path(__file__).resolve().parents[1]
+#: fool_tensor's own default, so that a plain run measures what `hoodwink fool` does.
+_DEFAULT_STEPS: int = inspect.signature(fool_tensor).parameters["steps"].default
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -109,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--photos", default=None, help="comma-separated photo names (default all)")
     ap.add_argument("--targets", type=int, default=10, help="random target classes per photo")
     ap.add_argument("--eps", default="1,2", help="budgets in 1/255 units, comma-separated")
-    ap.add_argument("--steps", type=int, default=20, help="fool_tensor steps (default 20)")
+    ap.add_argument("--steps", type=int, default=_DEFAULT_STEPS,
+                    help=f"fool_tensor steps (default: its own, {_DEFAULT_STEPS})")
     ap.add_argument("--stepsize", type=float, default=None,
                     help="PGD stepsize in 1/255 units (default: fool_tensor's own)")
     ap.add_argument("--confidence", type=float, default=0.9, help="fool_tensor confidence")

@@ -217,6 +217,10 @@ def test_seed_reproduces_and_changes_targets() -> None:
     a, b, c = run(0), run(0), run(1)
     assert a.cells == b.cells and a.samples["target"] == b.samples["target"]
     assert a.samples["target"] != c.samples["target"]
+    # The noise draw does not depend on whether targets were drawn.
+    u = transfer_study(clf(net), {"c": clf(net)}, x, y, eps=0.1, seed=0, attacks=["fgsm"],
+                       targeted=False)
+    assert u.samples["noise"] == a.samples["noise"]
 
 
 def test_attack_instances_and_fixed_target() -> None:
@@ -372,9 +376,11 @@ def test_cli_transfer_writes_files_and_json(tmp_path: Path) -> None:
         assert (out / name).is_file()
     r = CliRunner().invoke(cli_app(), [
         "transfer", "--source", "mnist-linear", "--to", "mnist-cnn", "--n", "8", "--eps",
-        "0.2", "--attacks", "fgsm", "--targeted", "--out", str(tmp_path / "u")])
+        "0.2", "--attacks", "fgsm", "--targeted", "--out", str(tmp_path / "u")],
+        env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
-    assert "targeted transfer from mnist-linear" in r.stdout and "white-box" in r.stdout
+    words = " ".join(r.stdout.split())  # rich wraps long table titles
+    assert "targeted transfer from mnist-linear" in words and "white-box" in words
 
 
 @pytest.mark.parametrize(

@@ -104,7 +104,8 @@ def register(app: typer.Typer) -> None:
                 return
             for mode in study.modes:
                 for e in study.eps:
-                    table = Table(title=f"{mode}, eps {format_eps(e)}", title_justify="left")
+                    table = Table(title=f"{mode} transfer from {study.source}, eps {format_eps(e)}",
+                                  title_justify="left")
                     table.add_column("attack")
                     for m in study.models:
                         table.add_column(f"{m}\n(white-box)" if m == study.source else m,

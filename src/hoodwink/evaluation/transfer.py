@@ -59,7 +59,7 @@ from hoodwink.attacks._norms import clip_to_bounds, quantize
 from hoodwink.attacks.base import Attack
 from hoodwink.attacks.fgsm import FGSM
 from hoodwink.attacks.pgd import PGD
-from hoodwink.errors import ConfigError, InputError, MissingDependencyError, ShapeError
+from hoodwink.errors import ConfigError, HoodwinkError, MissingDependencyError, ShapeError
 from hoodwink.models.base import Classifier
 
 if TYPE_CHECKING:
@@ -648,7 +648,7 @@ def transfer_study(
     for name, m in models.items():
         try:
             clean_pred[name] = _predict(m, groups)
-        except InputError:
+        except HoodwinkError:
             raise
         except (RuntimeError, ValueError) as exc:  # pragma: no cover - model specific
             raise ShapeError(
@@ -667,8 +667,9 @@ def transfer_study(
     labels = {k: (y_t if y_t is not None else p) for k, p in clean_pred.items()}
     correct = {k: clean_pred[k] == labels[k] for k in names}
 
-    gen = torch.Generator()
-    gen.manual_seed(seed)
+    # Separate streams, so the noise does not depend on whether targets were drawn.
+    target_gen = torch.Generator().manual_seed(seed)
+    noise_gen = torch.Generator().manual_seed(seed)
     tgt: torch.Tensor | None = None
     if "targeted" in modes:
         if isinstance(target, str):
@@ -677,7 +678,7 @@ def transfer_study(
                     f"The 'target' parameter of transfer_study must be 'random', a class "
                     f"index or a tensor of class indices. Got {target!r}."
                 )
-            tgt = _draw_targets(labels[source_name], c, gen)
+            tgt = _draw_targets(labels[source_name], c, target_gen)
         elif isinstance(target, int | np.integer) and not isinstance(target, bool):
             if not 0 <= int(target) < c:
                 raise ConfigError(
@@ -703,7 +704,7 @@ def transfer_study(
     everywhere = torch.ones(n, dtype=torch.bool)
     for e in eps_t:
         # Noise: one draw per budget, shared by all models.
-        x_noise = [_random_sign(src, g, e, gen) for g in groups]
+        x_noise = [_random_sign(src, g, e, noise_gen) for g in groups]
         noise_pred = {k: _predict(m, x_noise) for k, m in models.items()}
         noise_runs.append({"eps": e, "pred": {k: v.tolist() for k, v in noise_pred.items()}})
         for mode in modes:
