@@ -3,7 +3,7 @@
 For every natural photo available offline (scikit-image's chelsea, coffee,
 rocket, astronaut and motorcycle, plus scikit-learn's china and flower when
 scikit-learn is installed) and 10 random target classes per photo (seeded,
-never the photo's clean top-1 class), run :func:`hoodwink.fooling.fool_tensor`,
+never the photo's clean top-1 class), run :func:`hoodwink.studies.fool.fool_tensor`,
 the exact routine behind ``hoodwink fool``: targeted L∞ PGD on the full-size
 photo, the result snapped to 8 bits, encoded as PNG, decoded and classified
 again. Reported per budget (1/255 and 2/255 by default):
@@ -54,8 +54,8 @@ import torch
 from hoodwink import fooling, zoo
 from hoodwink.attacks.pgd import PGD
 from hoodwink.attacks.result import AttackResult, environment
-from hoodwink.evaluation.transfer import natural_photos
-from hoodwink.fooling import fool_tensor
+from hoodwink.studies.transfer import natural_photos
+from hoodwink.studies.fool import fool_tensor
 
 ROOT = Path(__file__).resolve().parents[1]
 #: fool_tensor's own default, so that a plain run measures what `hoodwink fool` does.

@@ -18,7 +18,7 @@ import typer
 from typer.testing import CliRunner
 
 from hoodwink.cli.dream import register
-from hoodwink.defences import (
+from hoodwink.studies.background import (
     BackgroundRound,
     BackgroundStudy,
     background_class_study,

@@ -2,7 +2,7 @@
 
 The headline figure is Nguyen et al.'s (CVPR 2015): images no person would
 recognise, classified with at least 99.6% confidence. On the bundled MNIST
-ConvNet :func:`hoodwink.dream.dream` must get there for every digit, and the
+ConvNet :func:`hoodwink.studies.dream.dream` must get there for every digit, and the
 confidence must hold on the 8-bit PNG read back from disk.
 """
 
@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from hoodwink import TorchClassifier, zoo
 from hoodwink.cli.dream import register
 from hoodwink.data.mnist import load_mnist
-from hoodwink.dream import (
+from hoodwink.studies.dream import (
     NGUYEN_CONFIDENCE,
     DreamResult,
     default_shape,
@@ -96,7 +96,7 @@ def test_png_read_back_keeps_the_confidence(
         assert float(p) >= 0.996
         assert out.confidence_png[i] == pytest.approx(float(p), abs=1e-6)
     rec = json.loads(out.report.json.read_text())
-    assert rec["schema"] == "hoodwink.dream/1"
+    assert rec["schema"] == "hoodwink.studies.dream/1"
     assert rec["model"] == "mnist-cnn"
     assert rec["summary"]["success_rate_png"] == 1.0
     assert [e["target"] for e in rec["images"]] == list(range(10))

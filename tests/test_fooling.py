@@ -11,7 +11,7 @@ from PIL import Image
 from hoodwink import zoo
 from hoodwink.data.mnist import load_mnist
 from hoodwink.errors import BudgetExhaustedError, ConfigError, InputError
-from hoodwink.fooling import fool_image
+from hoodwink.studies.fool import fool_image
 from hoodwink.imaging import load_image
 
 

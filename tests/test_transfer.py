@@ -1,6 +1,6 @@
 """Transferability studies: rate definitions on hand-made cases, the record, the CLI.
 
-The definitions under test (module docstring of ``hoodwink.evaluation.transfer``):
+The definitions under test (module docstring of ``hoodwink.studies.transfer``):
 untargeted transfer S->T is the fraction of samples, among those S and T both
 classify correctly and on which the attack fooled S, that T misclassifies too;
 targeted transfer counts hits on the target among samples where S was hit;
@@ -24,8 +24,8 @@ from typer.testing import CliRunner
 from hoodwink import FGSM, PGD, TorchClassifier
 from hoodwink.cli.transfer import register
 from hoodwink.errors import ConfigError, ShapeError
-from hoodwink.evaluation import transfer as transfer_module
-from hoodwink.evaluation.transfer import (
+from hoodwink.studies.transfer import transfer as transfer_module
+from hoodwink.studies.transfer import (
     DEFINITIONS,
     NOISE,
     TransferStudy,

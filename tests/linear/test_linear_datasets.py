@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from hoodwink.errors import ConfigError, InputError
-from hoodwink.linear import load_data, parse_size
-from hoodwink.linear.datasets import load_image_folder, load_npz
+from hoodwink.studies.linear import load_data, parse_size
+from hoodwink.studies.linear.datasets import load_image_folder, load_npz
 
 
 def _folder(root: Path, classes: dict[str, list[tuple[int, int]]], mode: str = "RGB") -> Path:

@@ -1,4 +1,4 @@
-"""The examples in the docstrings of hoodwink.linear run and give what they show."""
+"""The examples in the docstrings of hoodwink.studies.linear run and give what they show."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["hoodwink.linear.fool", "hoodwink.linear.toy", "hoodwink.linear.train"]
+MODULES = ["hoodwink.studies.linear.fool", "hoodwink.studies.linear.toy", "hoodwink.studies.linear.train"]
 
 
 @pytest.mark.parametrize("name", MODULES)

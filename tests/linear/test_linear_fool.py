@@ -9,7 +9,7 @@ import torch
 
 import hoodwink
 from hoodwink.errors import ConfigError
-from hoodwink.linear import (
+from hoodwink.studies.linear import (
     LinearModel,
     alpha_curve,
     fooling_confidence,

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hoodwink.errors import ConfigError, InputError, SanityWarning
-from hoodwink.linear import (
+from hoodwink.studies.linear import (
     ExplodingLossWarning,
     InitialLossWarning,
     LinearModel,

@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from hoodwink.errors import ConfigError
-from hoodwink.linear import (
+from hoodwink.studies.linear import (
     dimension_study,
     essay_findings,
     regularization_study,
     roughness,
     synthetic_images,
 )
-from hoodwink.linear.study import spearman
+from hoodwink.studies.linear.study import spearman
 
 
 def test_roughness_reference_values() -> None:

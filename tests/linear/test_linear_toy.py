@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hoodwink.linear import toy_example
+from hoodwink.studies.linear import toy_example
 
 
 def test_toy_numbers_match_the_essay() -> None:

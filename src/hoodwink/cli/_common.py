@@ -6,6 +6,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -16,8 +17,11 @@ from hoodwink.models.torch import TorchClassifier
 __all__ = [
     "EXIT_ERROR",
     "EXIT_FLAGS",
+    "DEFAULT_OUT_ROOT",
     "console",
     "err_console",
+    "output_dir",
+    "output_file",
     "parse_eps",
     "resolve_target",
     "run_guarded",
@@ -36,9 +40,50 @@ err_console = Console(stderr=True)
 @dataclass
 class _State:
     debug: bool = False
+    quiet: bool = False
 
 
 state = _State()
+
+
+#: Where every command writes when ``--out`` is not given: ``./out/<command>/``.
+DEFAULT_OUT_ROOT = Path("out")
+
+
+def output_dir(out: Path | None, command: str) -> Path:
+    """The folder a command writes into, created if missing.
+
+    The one rule for every command: ``--out`` when given, else
+    ``./out/<command>/`` under the current directory (``out/`` is git-ignored
+    in this repository). Missing parent folders are created.
+    """
+    folder = out if out is not None else DEFAULT_OUT_ROOT / command
+    _mkdir(folder)
+    return folder
+
+
+def output_file(out: Path | None, command: str, filename: str) -> Path:
+    """A file a command writes: ``--out`` when given, else ``./out/<command>/<filename>``.
+
+    The parent folder is created if missing.
+    """
+    path = out if out is not None else DEFAULT_OUT_ROOT / command / filename
+    _mkdir(path.parent)
+    return path
+
+
+def _mkdir(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise ConfigError(
+            f"Cannot create the output folder {folder}: a file is in the way. Choose another "
+            "--out."
+        ) from exc
+    except PermissionError as exc:
+        raise ConfigError(
+            f"Cannot create the output folder {folder}: permission denied. Choose another --out."
+        ) from exc
 
 
 def parse_eps(text: str) -> float:

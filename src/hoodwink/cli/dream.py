@@ -1,8 +1,8 @@
 """``hoodwink dream`` and ``hoodwink defend background``: fooling images from noise.
 
-A thin shell over :func:`hoodwink.dream.dream` / :func:`hoodwink.dream.write_dream`
-and :func:`hoodwink.defences.background_class_study` /
-:func:`hoodwink.defences.write_background_report`: every option maps onto one
+A thin shell over :func:`hoodwink.studies.dream.dream` / :func:`hoodwink.studies.dream.write_dream`
+and :func:`hoodwink.studies.background_class_study` /
+:func:`hoodwink.studies.background.write_background_report`: every option maps onto one
 of their arguments. Outputs go into ``--out``; ``--json`` prints the record
 instead of the tables. Progress bars go to stderr.
 """
@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
 
         def go() -> None:
             from hoodwink import zoo
-            from hoodwink.dream import dream, write_dream
+            from hoodwink.studies.dream import dream, write_dream
 
             clf = zoo.load(model)
             folder = out if out is not None else Path(f"dream-{model}")
@@ -153,7 +153,7 @@ def register(app: typer.Typer) -> None:
         """Add fooling images to an 11th 'background' class and retrain, round after round."""
 
         def go() -> None:
-            from hoodwink.defences import background_class_study, write_background_report
+            from hoodwink.studies.background import background_class_study, write_background_report
 
             with _progress() as bar:
                 task = bar.add_task("background study", total=1.0)

@@ -1,6 +1,6 @@
 """``hoodwink linear ...``: the essay's linear-classifier experiments from the shell.
 
-A thin shell over :mod:`hoodwink.linear`: every option maps onto one library
+A thin shell over :mod:`hoodwink.studies.linear`: every option maps onto one library
 argument. Each command writes a report folder (``report.json`` first, then PNG
 figures, ``report.md`` and ``report.html``) into ``--out`` and prints a short
 summary (or the JSON record with ``--json``).
@@ -81,7 +81,7 @@ def _floats(text: str, name: str) -> list[float]:
 
 def _data(data: str, size: str | None, channels: int | None, val_fraction: float,
           seed: int) -> Any:
-    from hoodwink.linear import load_data, parse_size
+    from hoodwink.studies.linear import load_data, parse_size
 
     return load_data(data, size=parse_size(size), channels=channels,
                      val_fraction=val_fraction, seed=seed)
@@ -135,8 +135,8 @@ def train_cmd(
     def go() -> None:
         import warnings
 
-        from hoodwink.linear import train_linear
-        from hoodwink.linear.experiments import run_train
+        from hoodwink.studies.linear import train_linear
+        from hoodwink.studies.linear.experiments import run_train
 
         d = _data(data, size, channels, val_fraction, seed)
         with _bar("training", json_out) as update, warnings.catch_warnings():
@@ -182,8 +182,8 @@ def templates_cmd(
     """Draw every class's weights as an image (a template) in a grid PNG."""
 
     def go() -> None:
-        from hoodwink.linear import LinearModel
-        from hoodwink.linear.experiments import run_templates
+        from hoodwink.studies.linear import LinearModel
+        from hoodwink.studies.linear.experiments import run_templates
 
         m = LinearModel.load(model)
         paths = run_templates(m, out, source=str(model))
@@ -227,8 +227,8 @@ def fool_cmd(
     """Fool the model with its own template (x + α·w_t), side by side with FGSM and PGD."""
 
     def go() -> None:
-        from hoodwink.linear import LinearModel
-        from hoodwink.linear.experiments import run_fool
+        from hoodwink.studies.linear import LinearModel
+        from hoodwink.studies.linear.experiments import run_fool
 
         m = LinearModel.load(model)
         d = _data(data, size, channels, val_fraction, seed)
@@ -280,8 +280,8 @@ def regularization_cmd(
     """Sweep weight decay: accuracy, template smoothness and how easily each model is fooled."""
 
     def go() -> None:
-        from hoodwink.linear import regularization_study
-        from hoodwink.linear.experiments import run_regularization
+        from hoodwink.studies.linear import regularization_study
+        from hoodwink.studies.linear.experiments import run_regularization
 
         d = _data(data, size, channels, val_fraction, seed)
         decays = _floats(weight_decays, "--weight-decays")
@@ -331,8 +331,8 @@ def dimension_cmd(
     """Train at growing input size and plot the score change ε·‖w‖₁ against n."""
 
     def go() -> None:
-        from hoodwink.linear import dimension_study
-        from hoodwink.linear.experiments import run_dimension
+        from hoodwink.studies.linear import dimension_study
+        from hoodwink.studies.linear.experiments import run_dimension
 
         d = _data(data, None, channels, val_fraction, seed)
         try:
@@ -369,8 +369,8 @@ def toy_cmd(
     """The essay's toy logistic regression: score -3 (P = 0.0474) becomes 2 (P = 0.8808)."""
 
     def go() -> None:
-        from hoodwink.linear import toy_example
-        from hoodwink.linear.experiments import run_toy
+        from hoodwink.studies.linear import toy_example
+        from hoodwink.studies.linear.experiments import run_toy
 
         r = toy_example(alpha)
         paths = run_toy(r, out)

@@ -48,6 +48,9 @@ def _root(
     ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bars or progress lines.")
+    ] = False,
     threads: Annotated[
         int, typer.Option(help="CPU threads for torch (1 is fastest on a busy machine).")
     ] = 1,
@@ -55,6 +58,7 @@ def _root(
     import torch
 
     state.debug = debug
+    state.quiet = quiet
     if threads < 1:
         raise typer.BadParameter(f"--threads must be >= 1. Got {threads}.")
     torch.set_num_threads(threads)
@@ -187,7 +191,7 @@ def fool_cmd(
 
     def go() -> None:
         from hoodwink import zoo
-        from hoodwink.fooling import fool_image
+        from hoodwink.studies.fool import fool_image
 
         clf = zoo.load(model)
         e: float | str = "auto" if eps.strip().lower() == "auto" else parse_eps(eps)

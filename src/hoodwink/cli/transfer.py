@@ -1,6 +1,6 @@
 """``hoodwink transfer``: the transfer matrix between pretrained zoo models.
 
-A thin shell over :func:`hoodwink.evaluation.transfer.zoo_transfer_study`:
+A thin shell over :func:`hoodwink.studies.transfer.zoo_transfer_study`:
 every option maps onto one of its arguments. Writes the JSON record, Markdown
 and HTML reports and the heat map into ``--out``; prints a table per mode and
 budget, or the JSON record with ``--json``.
@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
         """Measure how often adversarial examples made on SOURCE fool the --to models."""
 
         def go() -> None:
-            from hoodwink.evaluation.transfer import (
+            from hoodwink.studies.transfer import (
                 format_eps,
                 transfer_report,
                 write_transfer_report,

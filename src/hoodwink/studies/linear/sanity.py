@@ -1,7 +1,7 @@
 """The sanity checks a practitioner makes while training a linear classifier.
 
 Karpathy's essay on fooling linear classifiers lists three moments where the
-numbers told him a hyperparameter was wrong; :func:`hoodwink.linear.train_linear`
+numbers told him a hyperparameter was wrong; :func:`hoodwink.studies.linear.train_linear`
 checks each one and both records a :class:`SanityFlag` in its training log and
 issues a warning (a subclass of :class:`hoodwink.errors.SanityWarning`):
 

@@ -9,7 +9,7 @@ is not decayed). The data loss is the softmax cross-entropy or, with
 
 The result is a :class:`LinearModel`, which the library's attacks accept
 through :meth:`LinearModel.as_classifier`, and a :class:`TrainingLog` with the
-loss curve and every :class:`~hoodwink.linear.sanity.SanityFlag` that fired.
+loss curve and every :class:`~hoodwink.studies.linear.sanity.SanityFlag` that fired.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from hoodwink.errors import ConfigError, InputError, MissingDependencyError, ShapeError
-from hoodwink.linear.sanity import (
+from hoodwink.studies.linear.sanity import (
     LossKind,
     SanityFlag,
     check_exploding_loss,
@@ -48,7 +48,7 @@ _log = logging.getLogger(__name__)
 #: ``progress(epoch, epochs, mean_loss)`` is called after every epoch.
 ProgressCallback = Callable[[int, int, float], None]
 
-_FORMAT = "hoodwink.linear_model/1"
+_FORMAT = "hoodwink.studies.linear_model/1"
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ class LinearModel:
         Examples
         --------
         >>> import torch, hoodwink
-        >>> from hoodwink.linear import LinearModel
+        >>> from hoodwink.studies.linear import LinearModel
         >>> m = LinearModel(torch.eye(2, 4), torch.zeros(2), (1, 2, 2))
         >>> r = hoodwink.FGSM()(m.as_classifier(), torch.full((1, 1, 2, 2), 0.5), target=1, eps=0.1)
         >>> bool(r.success[0])
@@ -432,7 +432,7 @@ def train_linear(
 
     Notes
     -----
-    The sanity checks (see :mod:`hoodwink.linear.sanity`) run before the first
+    The sanity checks (see :mod:`hoodwink.studies.linear.sanity`) run before the first
     update (initial loss against ``ln C``), after every step (explosion: training
     stops and the last healthy epoch's weights are kept) and at the end
     (regularisation share).
@@ -440,7 +440,7 @@ def train_linear(
     Examples
     --------
     >>> import torch
-    >>> from hoodwink.linear import train_linear
+    >>> from hoodwink.studies.linear import train_linear
     >>> g = torch.Generator().manual_seed(0)
     >>> x = torch.rand(200, 1, 4, 4, generator=g)
     >>> y = (x[:, 0, 0, 0] > 0.5).long()

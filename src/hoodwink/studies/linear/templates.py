@@ -18,7 +18,7 @@ import numpy.typing as npt
 import torch
 
 from hoodwink.errors import ConfigError
-from hoodwink.linear.train import LinearModel
+from hoodwink.studies.linear.train import LinearModel
 
 __all__ = ["plot_templates", "roughness", "template_images"]
 

@@ -15,8 +15,8 @@ experiment a function (and, through :mod:`hoodwink.cli.linear`, a command):
 * :func:`load_data`: bundled MNIST, a folder of class sub-folders, or an .npz.
 """
 
-from hoodwink.linear.datasets import ImageData, load_data, parse_size, synthetic_images
-from hoodwink.linear.fool import (
+from hoodwink.studies.linear.datasets import ImageData, load_data, parse_size, synthetic_images
+from hoodwink.studies.linear.fool import (
     FoolCurve,
     alpha_curve,
     fooling_confidence,
@@ -26,23 +26,23 @@ from hoodwink.linear.fool import (
     template_attack,
     template_direction,
 )
-from hoodwink.linear.sanity import (
+from hoodwink.studies.linear.sanity import (
     ExplodingLossWarning,
     InitialLossWarning,
     SanityFlag,
     WeakRegularizationWarning,
     expected_initial_loss,
 )
-from hoodwink.linear.study import (
+from hoodwink.studies.linear.study import (
     DimensionStudy,
     RegularizationStudy,
     dimension_study,
     essay_findings,
     regularization_study,
 )
-from hoodwink.linear.templates import plot_templates, roughness, template_images
-from hoodwink.linear.toy import ToyResult, toy_example
-from hoodwink.linear.train import LinearModel, TrainingLog, train_linear
+from hoodwink.studies.linear.templates import plot_templates, roughness, template_images
+from hoodwink.studies.linear.toy import ToyResult, toy_example
+from hoodwink.studies.linear.train import LinearModel, TrainingLog, train_linear
 
 __all__ = [
     "DimensionStudy",

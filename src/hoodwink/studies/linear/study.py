@@ -2,11 +2,11 @@
 
 :func:`regularization_study` trains one linear classifier per weight decay and
 measures what the essay reports by eye: validation accuracy, how rough the
-templates are (:func:`~hoodwink.linear.templates.roughness`), how far each
+templates are (:func:`~hoodwink.studies.linear.templates.roughness`), how far each
 validation image is from changing its label (exact, closed form:
-:func:`~hoodwink.linear.fool.minimal_distance`), and how confident a wrong
+:func:`~hoodwink.studies.linear.fool.minimal_distance`), and how confident a wrong
 answer an L∞ perturbation of fixed size reaches
-(:func:`~hoodwink.linear.fool.fooling_confidence`). :func:`essay_findings`
+(:func:`~hoodwink.studies.linear.fool.fooling_confidence`). :func:`essay_findings`
 then states, from those numbers, whether the essay's conclusions hold.
 
 :func:`dimension_study` trains models on the same images at growing
@@ -27,11 +27,11 @@ import numpy as np
 import torch
 
 from hoodwink.errors import ConfigError
-from hoodwink.linear.datasets import ImageData, resize
-from hoodwink.linear.fool import fooling_confidence, minimal_distance
-from hoodwink.linear.sanity import LossKind
-from hoodwink.linear.templates import roughness
-from hoodwink.linear.train import LinearModel, TrainingLog, train_linear
+from hoodwink.studies.linear.datasets import ImageData, resize
+from hoodwink.studies.linear.fool import fooling_confidence, minimal_distance
+from hoodwink.studies.linear.sanity import LossKind
+from hoodwink.studies.linear.templates import roughness
+from hoodwink.studies.linear.train import LinearModel, TrainingLog, train_linear
 
 __all__ = [
     "DimensionStudy",
@@ -165,7 +165,7 @@ def regularization_study(
         At least two; the essay's claims need a span of several orders of
         magnitude (the CLI default spans six).
     kind, init_std, lr, epochs, batch_size, seed
-        Passed to :func:`~hoodwink.linear.train_linear`. The learning rate is
+        Passed to :func:`~hoodwink.studies.linear.train_linear`. The learning rate is
         capped at ``0.1 / weight_decay`` per model: above about 2 the decay
         step of SGD diverges, and well below 1 is needed for the minibatch
         noise not to dominate the small weights that a strong decay leaves.

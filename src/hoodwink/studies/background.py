@@ -10,7 +10,7 @@ the same confidence. The essay this project follows cites that result.
 :class:`~hoodwink.zoo.mnist.MnistCNN` with 11 outputs, cheaply enough for a
 CPU: round 0 trains the network on the 4,000 ``load_mnist("train")`` digits
 (the background class has no images yet); each round then grows fooling images
-from noise for the ten digits with :func:`hoodwink.dream.dream`, adds them to
+from noise for the ten digits with :func:`hoodwink.studies.dream.dream`, adds them to
 the background class, and retrains (fine-tunes, or trains from scratch). Every
 round records the clean accuracy on ``load_mnist("test")``, how confident the
 new fooling images get and how many gradient steps they need, and how many of
@@ -33,7 +33,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from hoodwink.dream import NGUYEN_CONFIDENCE, DreamResult, dream
+from hoodwink.studies.dream import NGUYEN_CONFIDENCE, DreamResult, dream
 from hoodwink.errors import ConfigError
 from hoodwink.models.torch import TorchClassifier
 from hoodwink.reports import Report, ReportPaths, atomic_write_bytes
@@ -278,7 +278,7 @@ def background_class_study(
 
     Threat model of the fooling images: white-box, targeted at each of the ten
     digits, unbounded (any image in [0, 1], 8-bit), started from uniform noise;
-    see :func:`hoodwink.dream.dream`. The defended model is an
+    see :func:`hoodwink.studies.dream.dream`. The defended model is an
     :class:`~hoodwink.zoo.mnist.MnistCNN` with an 11th "background" class.
 
     Parameters
@@ -300,11 +300,11 @@ def background_class_study(
         makes fooling images need more steps, and a tight budget would count
         that as the defence working.
     stepsize : float > 0, default 2/255
-        Signed-gradient step of :func:`~hoodwink.dream.dream`.
+        Signed-gradient step of :func:`~hoodwink.studies.dream.dream`.
     confidence : float in (0, 1), default 0.996
         Where a fooling image stops; its success threshold.
     smoothness : float >= 0, default 0
-        Passed to :func:`~hoodwink.dream.dream`.
+        Passed to :func:`~hoodwink.studies.dream.dream`.
     train_size, test_size : int, optional
         Use only this many training / test digits (a seeded random subset);
         all 4,000 / 1,000 by default. Small values make a seconds-long study

@@ -614,7 +614,7 @@ def transfer_study(
     Examples
     --------
     >>> import torch, hoodwink
-    >>> from hoodwink.evaluation.transfer import transfer_study
+    >>> from hoodwink.studies.transfer import transfer_study
     >>> _ = torch.manual_seed(0)
     >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
     >>> a = hoodwink.TorchClassifier(net)

@@ -19,8 +19,8 @@ import torch
 
 from hoodwink.attacks import FGSM, PGD
 from hoodwink.errors import ConfigError, InputError
-from hoodwink.linear.datasets import ImageData
-from hoodwink.linear.fool import (
+from hoodwink.studies.linear.datasets import ImageData
+from hoodwink.studies.linear.fool import (
     Direction,
     alpha_curve,
     measured_minimal_alpha,
@@ -29,16 +29,16 @@ from hoodwink.linear.fool import (
     template_attack,
     template_direction,
 )
-from hoodwink.linear.sanity import (
+from hoodwink.studies.linear.sanity import (
     EXPLODE_FACTOR,
     INITIAL_LOSS_HIGH,
     INITIAL_LOSS_LOW,
     MIN_REG_SHARE,
 )
-from hoodwink.linear.study import DimensionStudy, RegularizationStudy
-from hoodwink.linear.templates import plot_templates, roughness, template_images
-from hoodwink.linear.toy import ToyResult
-from hoodwink.linear.train import LinearModel, TrainingLog
+from hoodwink.studies.linear.study import DimensionStudy, RegularizationStudy
+from hoodwink.studies.linear.templates import plot_templates, roughness, template_images
+from hoodwink.studies.linear.toy import ToyResult
+from hoodwink.studies.linear.train import LinearModel, TrainingLog
 from hoodwink.reports import Report, ReportPaths
 
 __all__ = [
@@ -304,7 +304,7 @@ def run_fool(
     rep.text(f"Image {index} of the validation set (class {model.name(y0)}) and a uniform-noise "
              f"image are pushed towards class {model.name(t0)} by adding alpha times the "
              "target's template d = w_t, or the difference d = w_t − w_y. The smallest "
-             "flipping alpha has a closed form (see hoodwink.linear.fool); the measured value "
+             "flipping alpha has a closed form (see hoodwink.studies.linear.fool); the measured value "
              "comes from scanning alpha and bisecting on the model's predictions.")
     rep.table(
         ["start", "direction", "target", "α min (closed form)", "α min (measured)", "‖α d‖∞",

@@ -518,7 +518,7 @@ def dream(
     Examples
     --------
     >>> from hoodwink import zoo
-    >>> from hoodwink.dream import dream
+    >>> from hoodwink.studies.dream import dream
     >>> res = dream(zoo.load("mnist-cnn"), [3, 7], steps=300)  # doctest: +SKIP
     >>> res.confidence.min() >= 0.996  # doctest: +SKIP
     tensor(True)

@@ -52,7 +52,7 @@ from typing import Any, Literal
 import torch
 
 from hoodwink.errors import ConfigError, InputError
-from hoodwink.linear.train import LinearModel
+from hoodwink.studies.linear.train import LinearModel
 
 __all__ = [
     "Direction",
@@ -195,7 +195,7 @@ def minimal_alpha(
     Examples
     --------
     >>> import torch
-    >>> from hoodwink.linear import LinearModel, minimal_alpha
+    >>> from hoodwink.studies.linear import LinearModel, minimal_alpha
     >>> m = LinearModel(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.zeros(2), (2,))
     >>> round(float(minimal_alpha(m, torch.tensor([[0.8, 0.2]]), 1)[0]), 6)  # (0.8 - 0.2) / 1
     0.6
@@ -379,7 +379,7 @@ def minimal_distance(
     Examples
     --------
     >>> import torch
-    >>> from hoodwink.linear import LinearModel, minimal_distance
+    >>> from hoodwink.studies.linear import LinearModel, minimal_distance
     >>> m = LinearModel(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.zeros(2), (2,))
     >>> d, j = minimal_distance(m, torch.tensor([[1.0, 0.0]]), norm="linf")
     >>> float(d[0]), int(j[0])  # margin 1 over ||(1, -1)||_1 = 2
