@@ -96,7 +96,7 @@ def test_png_read_back_keeps_the_confidence(
         assert float(p) >= 0.996
         assert out.confidence_png[i] == pytest.approx(float(p), abs=1e-6)
     rec = json.loads(out.report.json.read_text())
-    assert rec["schema"] == "hoodwink.studies.dream/1"
+    assert rec["schema"] == "hoodwink.dream/1"
     assert rec["model"] == "mnist-cnn"
     assert rec["summary"]["success_rate_png"] == 1.0
     assert [e["target"] for e in rec["images"]] == list(range(10))

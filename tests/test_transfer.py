@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from hoodwink import FGSM, PGD, TorchClassifier
 from hoodwink.cli.transfer import register
 from hoodwink.errors import ConfigError, ShapeError
-from hoodwink.studies.transfer import transfer as transfer_module
+from hoodwink.studies import transfer as transfer_module
 from hoodwink.studies.transfer import (
     DEFINITIONS,
     NOISE,

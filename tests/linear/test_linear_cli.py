@@ -18,7 +18,7 @@ def test_toy_prints_the_essay_numbers(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "-3" in res.output and "0.0474" in res.output and "0.8808" in res.output
     rec = json.loads((tmp_path / "toy" / "report.json").read_text())
-    assert rec["schema"] == "hoodwink.studies.linear.toy/1" and rec["score_adv"] == 2.0
+    assert rec["schema"] == "hoodwink.linear.toy/1" and rec["score_adv"] == 2.0
     assert (tmp_path / "toy" / "toy.png").is_file()
     assert (tmp_path / "toy" / "report.html").is_file()
 
@@ -31,7 +31,7 @@ def test_train_templates_fool_regularization_on_synthetic(tmp_path: Path) -> Non
     model = out / "model.safetensors"
     assert model.is_file() and (out / "loss.png").is_file() and (out / "templates.png").is_file()
     rec = json.loads((out / "report.json").read_text())
-    assert rec["schema"] == "hoodwink.studies.linear.train/1" and rec["training"]["flags"] == []
+    assert rec["schema"] == "hoodwink.linear.train/1" and rec["training"]["flags"] == []
 
     res = runner.invoke(app, ["templates", "--model", str(model), "--out",
                               str(tmp_path / "tpl")])

@@ -48,7 +48,7 @@ _log = logging.getLogger(__name__)
 #: ``progress(epoch, epochs, mean_loss)`` is called after every epoch.
 ProgressCallback = Callable[[int, int, float], None]
 
-_FORMAT = "hoodwink.studies.linear_model/1"
+_FORMAT = "hoodwink.linear_model/1"
 
 
 @dataclass(frozen=True)
