@@ -18,8 +18,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	mkdir -p out
 	$(BIN)/hoodwink fool examples/images/chelsea.jpg --target goldfish --eps 2/255 --out out/chelsea-goldfish.png
+	@echo
+	@echo "hoodwink is installed in $(VENV)/. To use it from this shell:"
+	@echo "    source $(VENV)/bin/activate     # then: hoodwink --help, python -c 'import hoodwink'"
+	@echo "or call $(VENV)/bin/hoodwink and $(VENV)/bin/python directly."
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
