@@ -1,4 +1,4 @@
-"""The progress callback contract and the CLI's reporter (bar on a TTY, throttled lines when piped)."""
+"""The progress callback contract and the CLI reporter: bars on a TTY, throttled lines if piped."""
 
 from __future__ import annotations
 
