@@ -18,13 +18,13 @@ import typer
 from typer.testing import CliRunner
 
 from hoodwink.cli.dream import register
+from hoodwink.errors import ConfigError
 from hoodwink.studies.background import (
     BackgroundRound,
     BackgroundStudy,
     background_class_study,
     write_background_report,
 )
-from hoodwink.errors import ConfigError
 
 TINY: dict[str, Any] = {
     "fooling_per_round": 10, "train_size": 500, "test_size": 200, "epochs": 2,
@@ -142,13 +142,15 @@ def test_bad_parameters(kwargs: dict[str, Any], name: str) -> None:
 
 
 def test_progress_is_reported() -> None:
-    seen: list[tuple[str, float]] = []
-    background_class_study(rounds=1, progress=lambda m, f: seen.append((m, f)),
+    seen: list[tuple[int, int, str]] = []
+    background_class_study(rounds=1, progress=lambda d, t, m: seen.append((d, t, m)),
                            **dict(TINY, train_size=100, test_size=50, fooling_per_round=5,
                                   steps=20, epochs=1))
-    fractions = [f for _, f in seen]
-    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
-    assert any("round 1" in m for m, _ in seen)
+    done = [d for d, _, _ in seen]
+    assert {t for _, t, _ in seen} == {4}  # two units per round, two rounds
+    assert done == sorted(done) and done[0] == 0 and done[-1] == 4
+    assert seen[-1][2] == "done" and "round 1" in seen[-2][2]
+    assert any("growing" in m for _, _, m in seen)
 
 
 def _cli() -> typer.Typer:

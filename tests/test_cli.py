@@ -27,25 +27,31 @@ def test_version() -> None:
 
 
 def test_attack_json_and_record(tmp_path: Path) -> None:
-    """attack --json prints machine-readable figures; --out writes the versioned record."""
-    out = tmp_path / "r.json"
+    """attack --json prints machine-readable figures; --out is the folder of the record."""
+    out = tmp_path / "res"
     r = run("attack", "--model", "mnist-cnn", "--attack", "pgd", "--eps", "8/255", "--n", "20",
             "--steps", "5", "--json", "--out", str(out))
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
     assert s["n"] == 20 and s["eps"] == pytest.approx(8 / 255) and s["model"] == "mnist-cnn"
+    assert s["data"] == "mnist" and s["n_data"] == 1000
     assert 0 <= s["robust_accuracy"] <= s["clean_accuracy"] <= 1
-    rec = json.loads(out.read_text())
+    rec = json.loads((out / "result.json").read_text())
     assert rec["schema"].startswith("hoodwink.attack_result/")
     assert len(rec["samples"]["success"]) == 20
+    assert rec["run"]["model"] == "mnist-cnn"
+    from hoodwink import AttackResult
+
+    assert len(AttackResult.load(out / "result.json")) == 20
 
 
-def test_attack_targeted_table() -> None:
-    """A targeted attack prints a summary table."""
+def test_attack_targeted_table(tmp_path: Path) -> None:
+    """A targeted attack prints a summary table; without --out it writes ./out/attack/."""
     r = run("attack", "--model", "mnist-linear", "--attack", "fgsm", "--eps", "0.2",
-            "--target", "3", "--n", "30")
+            "--target", "3", "--n", "30", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "success rate" in r.stdout and "targeted" in r.stdout
+    assert (tmp_path / "out" / "attack" / "result.json").is_file()
 
 
 @pytest.mark.parametrize(
@@ -57,15 +63,24 @@ def test_attack_targeted_table() -> None:
         (("attack", "--norm", "l7", "--n", "5"), "norm"),
         (("attack", "--model", "resnet"), "Unknown model"),
         (("attack", "--target", "12", "--n", "5"), "outside the model's classes"),
+        (("attack", "--n", "5000"), "holds 1000"),
+        (("attack", "--model", "w.pt"), "--trust-pickle"),
+        (("attack", "--model", "efficientnet-lite0"), "--data is required"),
+        (("attack", "--data", "nope.npz"), "No data at nope.npz"),
+        (("attack", "--out", "r.json"), "--out is a folder"),
+        (("attack", "--model", "nomodule_xyz:make"), "Cannot import 'nomodule_xyz'"),
     ],
 )
-def test_library_errors_exit_2_one_line(args: tuple[str, ...], message: str) -> None:
-    """Library errors exit 2 with one clear line and no traceback."""
-    r = run(*args)
+def test_library_errors_exit_2_one_line(args: tuple[str, ...], message: str,
+                                        tmp_path: Path) -> None:
+    """Library errors exit 2 with one clear line and no traceback; nothing is written."""
+    (tmp_path / "w.pt").write_bytes(b"not even read")
+    r = run(*args, cwd=tmp_path)
     assert r.returncode == 2
     assert message in r.stderr
     assert "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) <= 3
+    assert not (tmp_path / "out").exists()
 
 
 def test_debug_shows_traceback() -> None:

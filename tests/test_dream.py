@@ -19,6 +19,8 @@ from typer.testing import CliRunner
 from hoodwink import TorchClassifier, zoo
 from hoodwink.cli.dream import register
 from hoodwink.data.mnist import load_mnist
+from hoodwink.errors import ConfigError, OutOfBoundsError, ShapeError, TrainingModeWarning
+from hoodwink.imaging import load_image, save_png
 from hoodwink.studies.dream import (
     NGUYEN_CONFIDENCE,
     DreamResult,
@@ -28,8 +30,6 @@ from hoodwink.studies.dream import (
     total_variation,
     write_dream,
 )
-from hoodwink.errors import ConfigError, OutOfBoundsError, ShapeError, TrainingModeWarning
-from hoodwink.imaging import load_image, save_png
 
 
 @pytest.fixture(scope="module")

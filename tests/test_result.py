@@ -1,10 +1,12 @@
-"""AttackResult metrics and records, sweeps, restarts and query accounting."""
+"""AttackResult metrics, records, save/load, repr and table; sweeps, restarts, queries."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,9 +14,10 @@ import pytest
 import torch
 from torch import nn
 
-from hoodwink import FGSM, PGD, AttackResult, TorchClassifier
+from hoodwink import FGSM, PGD, AttackResult, Curve, ResultTable, TorchClassifier
 from hoodwink.attacks.result import SCHEMA_VERSION
-from hoodwink.errors import ConfigError
+from hoodwink.errors import ConfigError, InputError
+from hoodwink.reports import to_jsonable
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -257,7 +260,254 @@ def test_queries_never_exceed_budget(steps: int, restarts: int, norm: str, targe
 
 
 def test_fgsm_counts_one_query_plus_checks() -> None:
-    """FGSM spends one gradient query per sample, plus the clean and verification passes."""
+    """FGSM spends one gradient query per sample (which also gives the clean prediction),
+    plus the verification pass."""
     model, x, y = model_and_data()
     r = FGSM()(model, x, y, eps=0.05)
-    assert r.queries.tolist() == [3] * len(x)
+    assert r.queries.tolist() == [2] * len(x)
+
+
+# ---------------------------------------------------------------------- save / load
+def assert_same_result(a: AttackResult, b: AttackResult) -> None:
+    """Every tensor equal with the same dtype and shape, None stays None, scalars equal."""
+    for name in ("x_adv", "success", "clean_correct", "pred_clean", "pred_adv",
+                 "perturbation_norm", "queries", "y", "target"):
+        ta, tb = getattr(a, name), getattr(b, name)
+        if ta is None:
+            assert tb is None, name
+            continue
+        assert tb is not None, name
+        assert tb.dtype == ta.dtype, name
+        assert tb.shape == ta.shape, name
+        assert torch.equal(tb, ta.cpu()), name
+    for name in ("eps", "norm", "attack", "seed", "time_s"):
+        assert getattr(b, name) == getattr(a, name), name
+        assert type(getattr(b, name)) is type(getattr(a, name)), name
+
+
+def _case(kind: str) -> AttackResult:
+    if kind == "float64":
+        torch.manual_seed(3)
+        model = TorchClassifier(nn.Linear(8, 3).double().eval())
+        x = torch.rand(12, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+        return PGD(steps=4, seed=2)(model, x, model.predict(x), eps=0.3)
+    model, x, y = model_and_data(n=12)
+    if kind == "targeted":
+        return PGD(steps=4, seed=2)(model, x, y, target=(y + 1) % 3, eps=0.3)
+    if kind == "no-labels":
+        return PGD(norm="l2", steps=4, seed=None)(model, x, eps=0.5)
+    return PGD(steps=4, seed=2)(model, x, y, eps=0.3)
+
+
+@pytest.mark.parametrize("kind", ["untargeted", "targeted", "no-labels", "float64"])
+def test_save_load_round_trip_is_exact(kind: str, tmp_path: Path) -> None:
+    """load(save(r)) equals r: tensors bit-equal in their dtypes and shapes, scalars equal."""
+    r = _case(kind)
+    if kind == "float64":
+        assert r.x_adv.dtype == torch.float64
+    if kind == "no-labels":
+        assert r.y is None and r.target is None and r.seed is None
+    if kind == "targeted":
+        assert r.target is not None and r.y is not None
+    path = r.save(tmp_path / "run")
+    assert path == tmp_path / "run.json"
+    tensor_file = tmp_path / "run.safetensors"
+    assert tensor_file.is_file()
+    rec = json.loads(path.read_text())
+    assert rec["schema"] == SCHEMA_VERSION == "hoodwink.attack_result/2"
+    assert rec["tensors"]["file"] == "run.safetensors"
+    assert rec["tensors"]["sha256"] == hashlib.sha256(tensor_file.read_bytes()).hexdigest()
+    back = AttackResult.load(path)
+    assert_same_result(r, back)
+    assert_same_result(r, AttackResult.load(tmp_path / "run"))  # suffix appended on load too
+    assert back.summary() == r.summary()
+
+
+def test_save_keeps_given_suffix_and_creates_folder(tmp_path: Path) -> None:
+    """A path with a suffix is used as is; the tensor file takes its stem; folders are made."""
+    r = hand_built(y=[0, 1, 2], pred_clean=[0, 1, 2], pred_adv=[1, 1, 0])
+    path = r.save(tmp_path / "new" / "r.rec")
+    assert path == tmp_path / "new" / "r.rec"
+    assert (tmp_path / "new" / "r.safetensors").is_file()
+    assert_same_result(r, AttackResult.load(path))
+
+
+def test_moved_pair_still_loads(tmp_path: Path) -> None:
+    """The JSON names its tensor file relative to itself, so the pair can be moved together."""
+    r = hand_built(y=[0, 1, 2], pred_clean=[0, 1, 2], pred_adv=[1, 1, 0])
+    r.save(tmp_path / "a" / "r.json")
+    (tmp_path / "b").mkdir()
+    for f in ("r.json", "r.safetensors"):
+        (tmp_path / "a" / f).rename(tmp_path / "b" / f)
+    assert_same_result(r, AttackResult.load(tmp_path / "b" / "r.json"))
+
+
+def _saved(tmp_path: Path) -> Path:
+    return hand_built(y=[0, 1, 2], pred_clean=[0, 1, 2], pred_adv=[1, 1, 0]).save(
+        tmp_path / "r.json")
+
+
+def test_load_missing_file(tmp_path: Path) -> None:
+    """Loading a path that does not exist raises InputError naming it."""
+    with pytest.raises(InputError, match=r"nope\.json.*does not exist"):
+        AttackResult.load(tmp_path / "nope")
+
+
+def test_load_missing_tensor_file(tmp_path: Path) -> None:
+    """A JSON whose tensor file is gone raises InputError naming the tensor file."""
+    path = _saved(tmp_path)
+    (tmp_path / "r.safetensors").unlink()
+    with pytest.raises(InputError, match=r"r\.safetensors.*does not exist"):
+        AttackResult.load(path)
+
+
+def test_load_tampered_tensor_file(tmp_path: Path) -> None:
+    """A tensor file whose sha256 differs from the record's raises InputError."""
+    path = _saved(tmp_path)
+    other = hand_built(y=[0, 1, 2], pred_clean=[0, 1, 2], pred_adv=[2, 1, 0])
+    other.save(tmp_path / "other.json")
+    (tmp_path / "other.safetensors").replace(tmp_path / "r.safetensors")
+    with pytest.raises(InputError, match="sha256"):
+        AttackResult.load(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("not json {", "not a JSON file"),
+        ("[1, 2, 3]", "not a saved AttackResult"),
+        ('{"title": "a report"}', "not a saved AttackResult"),
+        ('{"schema": "hoodwink.curve/1"}', "not a saved AttackResult"),
+        ('{"schema": "hoodwink.attack_result/1", "summary": {}}', "schema .*attack_result/1"),
+        ('{"schema": "hoodwink.attack_result/2", "summary": {}}', "names no tensor file"),
+    ],
+    ids=["not-json", "list", "other-record", "curve", "old-version", "no-tensors"],
+)
+def test_load_rejects_what_is_not_a_result(content: str, match: str, tmp_path: Path) -> None:
+    """A JSON that is not a version-2 result raises InputError saying why."""
+    path = tmp_path / "x.json"
+    path.write_text(content)
+    with pytest.raises(InputError, match=match):
+        AttackResult.load(path)
+
+
+def test_load_rejects_record_without_fields(tmp_path: Path) -> None:
+    """A record whose exact fields were removed raises InputError (the hash still matches)."""
+    path = _saved(tmp_path)
+    rec = json.loads(path.read_text())
+    del rec["result"]
+    path.write_text(json.dumps(rec))
+    with pytest.raises(InputError, match="not a complete saved result"):
+        AttackResult.load(path)
+
+
+def test_save_refuses_tensor_file_name(tmp_path: Path) -> None:
+    """save('r.safetensors') would overwrite its own tensors: InputError with the fix."""
+    r = hand_built(y=[0, 1], pred_clean=[0, 1], pred_adv=[1, 1])
+    with pytest.raises(InputError, match=r"r\.json"):
+        r.save(tmp_path / "r.safetensors")
+
+
+# ---------------------------------------------------------------------- repr and table
+def test_repr_is_one_short_line() -> None:
+    """repr(result) is one line under 200 characters, with the figures and no tensors."""
+    model, x, y = model_and_data(n=100)
+    x = x.repeat(1, 100)  # 800 features: the dataclass repr would run to many thousands
+    model = TorchClassifier(nn.Linear(800, 3).eval())
+    y = model.predict(x)
+    r = PGD(steps=2)(model, x, y, eps=0.05)
+    text = repr(r)
+    assert "\n" not in text and len(text) < 200, text
+    assert "tensor" not in text
+    assert "n=100" in text and "norm='linf'" in text and "eps=0.05" in text
+    assert f"success_rate={r.success_rate():.4g}" in text
+    assert f"robust_accuracy={r.robust_accuracy():.4g}" in text
+    assert str(r) == text
+    no_labels = PGD(steps=2)(model, x, eps=0.05)
+    assert "robust_accuracy" not in repr(no_labels)
+    assert "targeted=True" in repr(PGD(steps=2)(model, x, y, target=(y + 1) % 3, eps=0.05))
+
+
+def test_table_rows_match_tensors() -> None:
+    """One row per sample; each cell equals the tensor it comes from."""
+    model, x, y = model_and_data(n=10)
+    r = PGD(steps=3)(model, x, y, target=(y + 1) % 3, eps=0.2)
+    t = r.table()
+    assert isinstance(t, ResultTable)
+    assert t.columns == ("index", "y", "target", "pred_clean", "pred_adv", "success", "norm",
+                         "queries")
+    assert len(t.rows) == len(t) == 10
+    assert r.target is not None and r.y is not None
+    for i, row in enumerate(t.to_dicts()):
+        assert row["index"] == i
+        assert row["y"] == int(r.y[i]) and row["target"] == int(r.target[i])
+        assert row["pred_clean"] == int(r.pred_clean[i])
+        assert row["pred_adv"] == int(r.pred_adv[i])
+        assert row["success"] is bool(r.success[i])
+        assert np.float32(row["norm"]) == r.perturbation_norm[i].item()
+        assert row["queries"] == int(r.queries[i])
+    lines = str(t).splitlines()
+    assert len(lines) == 11 and lines[0].split() == list(t.columns)
+    assert len({len(line) for line in lines}) <= 2  # aligned (trailing blanks trimmed)
+    md = t.to_markdown().splitlines()
+    assert md[0] == "| index | y | target | pred_clean | pred_adv | success | norm | queries |"
+    assert len(md) == 12
+
+
+def test_table_shows_missing_as_dash() -> None:
+    """Without labels and target, y and target are None and print as '–'."""
+    r = hand_built(y=[0, 1], pred_clean=[0, 1], pred_adv=[1, 1])
+    r = AttackResult(**{**r.__dict__, "y": None})
+    t = r.table()
+    assert [row["y"] for row in t.to_dicts()] == [None, None]
+    assert [row["target"] for row in t.to_dicts()] == [None, None]
+    assert str(t).splitlines()[1].split()[1:3] == ["–", "–"]
+
+
+def test_table_rejects_ragged_rows() -> None:
+    """A row with the wrong number of cells raises InputError naming the row."""
+    with pytest.raises(InputError, match="Row 1"):
+        ResultTable(columns=("a", "b"), rows=((1, 2), (3,)))
+
+
+# ---------------------------------------------------------------------- plain numbers
+def test_json_numbers_are_short_for_float32() -> None:
+    """A float32 norm of 0.978 is written 0.978, not 0.9779999852180481; float64 keeps all."""
+    r = hand_built(y=[0, 1, 2], pred_clean=[0, 1, 2], pred_adv=[1, 0, 2])
+    r = AttackResult(**{**r.__dict__,
+                        "perturbation_norm": torch.tensor([0.978, 0.1, 1 / 3])})
+    text = json.dumps(r.to_dict(), allow_nan=False)
+    assert "0.9779999852180481" not in text
+    rec = json.loads(text)
+    assert rec["samples"]["perturbation_norm"] == [0.978, 0.1, 0.33333334]
+    # The short decimal reads back to the very same float32.
+    assert torch.equal(torch.tensor(rec["samples"]["perturbation_norm"]), r.perturbation_norm)
+    # Median over the successful samples 0 and 1 (0.1, 0.978): the lower middle, as torch.
+    assert rec["summary"]["median_norm_successful"] == 0.1
+    assert rec["summary"]["success_rate"] == 2 / 3 and rec["summary"]["robust_accuracy"] == 1 / 3
+    wide = AttackResult(**{**r.__dict__,
+                           "perturbation_norm": torch.tensor([0.978, 0.1, 1 / 3],
+                                                             dtype=torch.float64)})
+    assert wide.to_dict()["samples"]["perturbation_norm"] == [0.978, 0.1, 1 / 3]
+
+
+def test_to_jsonable_shortens_float32_only() -> None:
+    """to_jsonable writes float32 tensors, arrays and scalars short; float64 in full; NaN null."""
+    v = np.float32(0.9779999852180481)
+    assert float(v) == 0.9779999852180481
+    assert to_jsonable(v) == 0.978
+    assert to_jsonable(np.array([[v, np.float32("nan")]])) == [[0.978, None]]
+    assert to_jsonable(torch.tensor([[0.978], [2.5]])) == [[0.978], [2.5]]
+    assert to_jsonable(torch.tensor(0.978)) == 0.978
+    assert to_jsonable(np.float64(0.9779999852180481)) == 0.9779999852180481
+    assert to_jsonable({"a": (np.int64(3), torch.tensor([1, 2]))}) == {"a": [3, [1, 2]]}
+    x = torch.rand(500, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(torch.tensor(to_jsonable(x), dtype=torch.float32), x)
+
+
+def test_sweep_result_is_a_curve() -> None:
+    """sweep() returns a Curve, still usable as the list of results it used to be."""
+    model, x, y = model_and_data()
+    curve = FGSM().sweep(model, x, y, eps=[0.05, 0.1])
+    assert isinstance(curve, Curve)
+    assert [r.eps for r in curve] == [0.05, 0.1] and len(curve) == 2

@@ -24,7 +24,6 @@ from typer.testing import CliRunner
 from hoodwink import FGSM, PGD, TorchClassifier
 from hoodwink.cli.transfer import register
 from hoodwink.errors import ConfigError, ShapeError
-from hoodwink.studies import transfer as transfer_module
 from hoodwink.studies.transfer import (
     DEFINITIONS,
     NOISE,
@@ -34,6 +33,7 @@ from hoodwink.studies.transfer import (
     write_transfer_report,
     zoo_transfer_study,
 )
+from hoodwink.studies.transfer import core as transfer_module
 
 C = 3
 

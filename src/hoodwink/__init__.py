@@ -8,7 +8,7 @@
 __version__ = "0.1.0"
 
 from hoodwink import errors, zoo  # noqa: E402
-from hoodwink.attacks import FGSM, PGD, Attack, AttackResult  # noqa: E402
+from hoodwink.attacks import FGSM, PGD, Attack, AttackResult, Curve, ResultTable  # noqa: E402
 from hoodwink.models import Capabilities, Classifier, Normalize, TorchClassifier  # noqa: E402
 
 __all__ = [
@@ -16,9 +16,11 @@ __all__ = [
     "AttackResult",
     "Capabilities",
     "Classifier",
+    "Curve",
     "FGSM",
     "Normalize",
     "PGD",
+    "ResultTable",
     "TorchClassifier",
     "__version__",
     "errors",

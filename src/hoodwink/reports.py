@@ -153,7 +153,21 @@ def _cell(c: Any) -> str:
 
 
 def to_jsonable(obj: Any) -> Any:
-    """Convert tensors, numpy values, paths and tuples to plain JSON types."""
+    """Convert tensors, numpy values, paths and tuples to plain JSON types.
+
+    Values stored in float32 (or float16, bfloat16) become the shortest
+    decimal that reads back to the same value in that type, so a float32
+    0.978 is written as ``0.978``, not ``0.9779999852180481``; float64 values
+    keep full precision. NaN becomes None (JSON ``null``).
+
+    >>> import numpy as np, torch
+    >>> to_jsonable({"norm": torch.tensor([0.978, 0.5]), "eps": np.float32(0.1)})
+    {'norm': [0.978, 0.5], 'eps': 0.1}
+    >>> to_jsonable(torch.tensor([0.978], dtype=torch.float64))
+    [0.978]
+    >>> to_jsonable((np.float32("nan"), 2, Path("a")))
+    [None, 2, 'a']
+    """
     import numpy as np
     import torch
 
@@ -162,16 +176,43 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [to_jsonable(v) for v in obj]
     if isinstance(obj, torch.Tensor):
-        return to_jsonable(obj.detach().cpu().tolist())
+        t = obj.detach().cpu()
+        if t.dtype == torch.bfloat16:
+            t = t.to(torch.float32)  # numpy has no bfloat16; float32 holds it exactly
+        return to_jsonable(t.numpy())
     if isinstance(obj, np.ndarray):
+        if obj.dtype in (np.float32, np.float16):
+            return _short_floats(obj)
         return to_jsonable(obj.tolist())
+    if isinstance(obj, np.float32 | np.float16):
+        return _short_float(obj)
     if isinstance(obj, np.generic):
-        return obj.item()
+        return to_jsonable(obj.item())
     if isinstance(obj, Path):
         return str(obj)
     if isinstance(obj, float) and obj != obj:
         return None
     return obj
+
+
+def _short_float(v: Any) -> float | None:
+    """The shortest decimal that round-trips in ``v``'s own float type, as a Python float."""
+    import numpy as np
+
+    if v != v:
+        return None
+    if not np.isfinite(v):
+        return float(v)
+    return float(np.format_float_positional(v, unique=True, trim="-"))
+
+
+def _short_floats(a: Any) -> Any:
+    """Nested lists of :func:`_short_float` values for a float32/float16 array."""
+    if a.ndim == 0:
+        return _short_float(a[()])
+    if a.ndim == 1:
+        return [_short_float(v) for v in a]
+    return [_short_floats(row) for row in a]
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -7,7 +7,11 @@ import importlib
 
 import pytest
 
-MODULES = ["hoodwink.studies.linear.fool", "hoodwink.studies.linear.toy", "hoodwink.studies.linear.train"]
+MODULES = [
+    "hoodwink.studies.linear.fool",
+    "hoodwink.studies.linear.toy",
+    "hoodwink.studies.linear.train",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

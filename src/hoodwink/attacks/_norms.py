@@ -43,7 +43,7 @@ def norms(delta: torch.Tensor, norm: NormName) -> torch.Tensor:
 
 def clip_to_bounds(x: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
     """Clamp elementwise into ``[lower, upper]`` (bounds broadcast to one input)."""
-    return torch.maximum(torch.minimum(x, upper), lower)
+    return torch.clamp(x, lower, upper)  # one op: attacks call this once a step
 
 
 def _project_l1(delta: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -80,6 +80,8 @@ def project(delta: torch.Tensor, eps: torch.Tensor | float, norm: NormName) -> t
     eps : float or torch.Tensor of shape (N,)
     norm : {"linf", "l2", "l1"}
     """
+    if norm == "linf" and isinstance(eps, float):
+        return delta.clamp(-eps, eps)  # the common case, in one op
     e = torch.as_tensor(eps, dtype=delta.dtype, device=delta.device).expand(delta.shape[0])
     if norm == "linf":
         eb = e.reshape(_bshape(delta))

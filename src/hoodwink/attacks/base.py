@@ -11,21 +11,30 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from hoodwink._validation import (
+    Constraints,
+    Interval,
+    Options,
+    check_real,
+    reject,
+    validate_fields,
+)
 from hoodwink.attacks._norms import NormName, clip_to_bounds, norms, on_grid, project, quantize
+from hoodwink.attacks.curve import Curve
 from hoodwink.attacks.result import AttackResult
 from hoodwink.errors import (
     CapabilityError,
     ConfigError,
+    HoodwinkError,
     EpsScaleWarning,
     InputError,
     InternalError,
@@ -33,13 +42,16 @@ from hoodwink.errors import (
     ShapeError,
 )
 from hoodwink.models.base import Classifier
+from hoodwink.progress import ProgressCallback, as_callback
 
 __all__ = ["Attack", "AttackInputs", "GradientAttack"]
 
 _NORMS: tuple[str, ...] = ("linf", "l2", "l1")
+#: The largest seed torch.Generator.manual_seed takes.
+_MAX_SEED = 2**64 - 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AttackInputs:
     """Validated call arguments handed to ``Attack._run``.
 
@@ -51,41 +63,57 @@ class AttackInputs:
         True labels (untargeted) or targets (targeted), int64, shape (N,).
     targeted : bool
     eps : float
-    pred_clean : torch.Tensor
-        Model predictions on ``x``.
     y : torch.Tensor or None
         True labels when given (also for targeted attacks).
     generator : torch.Generator
         Local CPU generator seeded with the attack's seed.
+    progress : callable or None
+        ``progress(done, total, message)`` from the caller, or None (report
+        nothing; attacks then skip all progress bookkeeping).
+    pred_clean : torch.Tensor
+        Model predictions on ``x`` (a property; see :meth:`set_pred_clean`).
     """
 
     x: torch.Tensor
     labels: torch.Tensor
     targeted: bool
     eps: float
-    pred_clean: torch.Tensor
     y: torch.Tensor | None
     generator: torch.Generator
+    progress: ProgressCallback | None = None
+    # A one-slot box, so that an attack whose first pass is at x can hand the clean
+    # predictions back (see Attack._first_pass_at_x) while the record stays frozen.
+    _clean: list[torch.Tensor] = field(default_factory=list, repr=False)
+
+    @property
+    def pred_clean(self) -> torch.Tensor:
+        """Model predictions on ``x``, shape (N,), int64."""
+        if not self._clean:
+            raise InternalError(
+                "pred_clean was read before any forward pass at x; this is a hoodwink bug, "
+                "please report it."
+            )
+        return self._clean[0]
+
+    @property
+    def has_pred_clean(self) -> bool:
+        """Whether :attr:`pred_clean` is known yet."""
+        return bool(self._clean)
+
+    def set_pred_clean(self, pred: torch.Tensor) -> None:
+        """Record the clean predictions, computed by the attack's first pass at ``x``.
+
+        Only attacks that declare :meth:`Attack._first_pass_at_x` call this, and
+        only while :attr:`has_pred_clean` is False.
+        """
+        if self._clean:
+            raise InternalError("pred_clean was set twice; this is a hoodwink bug.")
+        self._clean.append(pred.detach())
 
     def is_adversarial(self, pred: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
         """Success criterion for predictions ``pred`` of samples ``idx`` (all if None)."""
         lab = self.labels if idx is None else self.labels[idx]
         return pred == lab if self.targeted else pred != lab
-
-
-def _check_param(cls_name: str, name: str, value: Any, ok: bool, constraint: str) -> None:
-    if not ok:
-        raise ConfigError(
-            f"The '{name}' parameter of {cls_name} must be {constraint}. Got {value!r}."
-        )
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int | np.integer) and not isinstance(v, bool)
-
-
-def _is_real(v: Any) -> bool:
-    return isinstance(v, int | float | np.floating | np.integer) and not isinstance(v, bool)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,42 +131,31 @@ class Attack:
     supported_norms: ClassVar[tuple[str, ...]] = _NORMS
     #: Whether the attack needs gradients from the model.
     needs_gradients: ClassVar[bool] = False
+    #: Constraints of the subclass's parameters (see :mod:`hoodwink._validation`).
+    _constraints: ClassVar[Constraints] = {}
 
     def __post_init__(self) -> None:
-        name = type(self).__name__
-        _check_param(
-            name, "norm", self.norm, self.norm in self.supported_norms,
-            "one of " + ", ".join(repr(n) for n in self.supported_norms),
-        )
-        _check_param(
-            name, "seed", self.seed, self.seed is None or (_is_int(self.seed) and self.seed >= 0),
-            "a non-negative int or None",
-        )
+        # The norm's options depend on the subclass, so it is checked here, not in a table.
+        validate_fields(self, {
+            "norm": (Options(self.supported_norms),),
+            "seed": (Interval(int, 0, _MAX_SEED), None),
+        })
+        validate_fields(self)
         self._validate()
 
     def _validate(self) -> None:
-        """Check subclass parameters; raise :class:`ConfigError` on a bad value."""
+        """Check what the ``_constraints`` table cannot express; raise :class:`ConfigError`.
+
+        Simple parameter checks belong in the class attribute ``_constraints``
+        (field name → constraints of :mod:`hoodwink._validation`), which
+        ``__post_init__`` validates and normalises first.
+        """
 
     # ------------------------------------------------------------------ helpers
     def _check(self, name: str, ok: bool, constraint: str) -> None:
-        _check_param(type(self).__name__, name, getattr(self, name), ok, constraint)
-
-    def _check_int(self, name: str, low: int) -> None:
-        v = getattr(self, name)
-        self._check(name, _is_int(v) and v >= low, f"an int >= {low}")
-
-    def _check_float(self, name: str, low: float, *, allow_none: bool = False,
-                     strict: bool = False) -> None:
-        v = getattr(self, name)
-        if allow_none and v is None:
-            return
-        ok = _is_real(v) and math.isfinite(float(v)) and (v > low if strict else v >= low)
-        rng = f"({low:g}, inf)" if strict else f"[{low:g}, inf)"
-        self._check(name, ok, f"a float in {rng}" + (" or None" if allow_none else ""))
-
-    def _check_choice(self, name: str, choices: Sequence[str]) -> None:
-        v = getattr(self, name)
-        self._check(name, v in choices, "one of " + ", ".join(repr(c) for c in choices))
+        """Raise the standard :class:`ConfigError` for field ``name`` unless ``ok``."""
+        if not ok:
+            reject(type(self).__name__, name, getattr(self, name), constraint)
 
     # ------------------------------------------------------------------ public API
     def __call__(
@@ -149,6 +166,7 @@ class Attack:
         *,
         target: torch.Tensor | np.ndarray | Sequence[int] | int | None = None,
         eps: float,
+        progress: ProgressCallback | None = None,
     ) -> AttackResult:
         """Attack ``model`` on ``x`` within an eps-ball.
 
@@ -166,6 +184,11 @@ class Attack:
             Target classes; makes the attack targeted. An int applies to all.
         eps : float
             Budget in the attack's norm, in raw input units (8/255, not 8).
+        progress : callable, optional
+            ``progress(done, total, message)`` (see :mod:`hoodwink.progress`),
+            called as the attack advances in units of its own choosing (PGD:
+            steps across restarts; FGSM: one), always ending with
+            ``done == total``. Off by default, and free when off.
 
         Returns
         -------
@@ -174,14 +197,15 @@ class Attack:
         t0 = time.perf_counter()
         self._check_model(model)
         eps_f = self._check_eps(model, eps, x)
+        report = as_callback(progress) if progress is not None else None
         # One evaluating() block around the whole run, where the model has one: the
         # model's own per-call blocks then nest for free instead of walking every
         # submodule and parameter on each step. The mode is still restored on error.
         evaluating = getattr(model, "evaluating", None)
         with evaluating() if callable(evaluating) else contextlib.nullcontext():
-            inputs, orig = self._prepare(model, x, y, target, eps_f)
+            inputs, orig, checks = self._prepare(model, x, y, target, eps_f, report)
             x_adv, queries = self._run(model, inputs)
-            return self._finish(model, inputs, orig, x_adv, queries, t0)
+            return self._finish(model, inputs, orig, x_adv, queries + checks, t0)
 
     def sweep(
         self,
@@ -191,8 +215,38 @@ class Attack:
         *,
         target: torch.Tensor | np.ndarray | Sequence[int] | int | None = None,
         eps: Sequence[float],
-    ) -> list[AttackResult]:
-        """Run the attack once per budget in ``eps``; one result per budget, in order."""
+        progress: ProgressCallback | None = None,
+    ) -> Curve:
+        """Run the attack once per budget in ``eps``: a robustness curve.
+
+        Each budget gives exactly the result of ``self(model, x, y,
+        target=target, eps=e)``.
+
+        Parameters
+        ----------
+        model, x, y, target
+            As for :meth:`__call__`.
+        eps : sequence of float, length K >= 1
+            The budgets, in the attack's norm and raw input units, e.g.
+            ``[1/255, 2/255, 4/255, 8/255]``.
+        progress : callable, optional
+            ``progress(done, total, message)``: one bar over the whole sweep,
+            100 units per budget, the message prefixed with the budget.
+
+        Returns
+        -------
+        Curve
+            A sequence of K :class:`AttackResult`, in the order of ``eps``,
+            with robust accuracy against eps as a table, a plot and JSON.
+
+        Raises
+        ------
+        hoodwink.errors.ConfigError
+            When ``eps`` is a single number, empty or not flat, or a budget in
+            it is invalid (as for a single call).
+        """
+        from hoodwink.progress import scaled
+
         if (isinstance(eps, int | float | str) or not isinstance(eps, Sequence | np.ndarray)
                 or np.ndim(eps) != 1):
             raise ConfigError(
@@ -200,12 +254,46 @@ class Attack:
             )
         if len(eps) == 0:
             raise ConfigError("sweep() needs at least one budget in eps.")
-        # Each budget is validated by __call__ (a ConfigError naming 'eps' if bad).
-        return [self(model, x, y, target=target, eps=e) for e in eps]
+        outer = as_callback(progress) if progress is not None else None
+        span, total = 100, 100 * len(eps)
+
+        def labelled(part: ProgressCallback, label: str) -> ProgressCallback:
+            return lambda d, t, m: part(d, t, f"{label}: {m}" if m else label)
+
+        results = []
+        for k, e in enumerate(eps):
+            sub = None
+            if outer is not None:
+                try:
+                    label = f"eps {float(e):.4g}"
+                except (TypeError, ValueError):
+                    label = f"eps {e!r}"  # __call__ rejects it with a ConfigError
+                sub = labelled(scaled(outer, k * span, span, total), label)
+            # Each budget is validated by __call__ (a ConfigError naming 'eps' if bad).
+            results.append(self(model, x, y, target=target, eps=e, progress=sub))
+        return Curve(eps=tuple(r.eps if r.eps is not None else float(e)
+                               for r, e in zip(results, eps, strict=True)),
+                     results=tuple(results), norm=self.norm, attack=repr(self))
 
     def _run(self, model: Classifier, inputs: AttackInputs) -> tuple[torch.Tensor, torch.Tensor]:
-        """Produce adversarial inputs and per-sample query counts."""
+        """Produce adversarial inputs and per-sample query counts.
+
+        When :meth:`_first_pass_at_x` is True and ``inputs.has_pred_clean`` is
+        False, the first model pass must be at ``inputs.x`` itself, for every
+        sample, and its predictions go to ``inputs.set_pred_clean`` before
+        ``pred_clean`` is read; that pass counts in the returned queries.
+        """
         raise NotImplementedError
+
+    def _first_pass_at_x(self) -> bool:
+        """Whether :meth:`_run` can supply the clean predictions from its first pass.
+
+        The base class then skips its own clean forward pass (unless the labels
+        are the clean predictions, i.e. neither ``y`` nor ``target`` was given),
+        which saves one model pass per sample: FGSM's gradient pass at ``x``,
+        for instance, already yields the clean logits.
+        """
+        return False
 
     # ------------------------------------------------------------------ validation
     def _check_model(self, model: Classifier) -> None:
@@ -222,12 +310,7 @@ class Attack:
             )
 
     def _check_eps(self, model: Classifier, eps: Any, x: Any) -> float:
-        name = type(self).__name__
-        if not _is_real(eps) or not math.isfinite(float(eps)) or eps < 0:
-            raise ConfigError(
-                f"The 'eps' parameter of {name} must be a float in [0, inf). Got {eps!r}."
-            )
-        e = float(eps)
+        e: float = check_real(type(self).__name__, "eps", eps, low=0)
         lo, hi = model.bounds
         span = float((hi - lo).max().item())
         dims = int(np.prod(tuple(x.shape[1:]))) if hasattr(x, "shape") else 1
@@ -244,8 +327,14 @@ class Attack:
         return e
 
     def _prepare(
-        self, model: Classifier, x: Any, y: Any, target: Any, eps: float
-    ) -> tuple[AttackInputs, torch.Tensor]:
+        self, model: Classifier, x: Any, y: Any, target: Any, eps: float,
+        progress: ProgressCallback | None = None,
+    ) -> tuple[AttackInputs, torch.Tensor, int]:
+        """Validate and move the inputs; also return the passes the base class makes.
+
+        The count is 2 (clean and verification passes) or 1 (verification only)
+        when the attack computes the clean predictions itself.
+        """
         xt = _as_input(x)
         device = _model_device(model, xt)
         xd = xt.detach().to(device=device, dtype=torch.float32 if xt.dtype in (
@@ -273,8 +362,21 @@ class Attack:
                 "the model with levels=None."
             )
         n = xd.shape[0]
-        pred_clean = model.predict(xd)
-        c = model.num_classes
+        # Labels and targets are validated before the attack's first pass. When the
+        # attack takes the clean predictions from that pass, the base class makes
+        # no clean pass of its own, unless the labels are those predictions or the
+        # model learns its number of classes only from a first forward pass.
+        own_clean = (y is None and target is None) or not self._first_pass_at_x()
+        pred_clean = model.predict(xd) if own_clean else None
+        try:
+            c = model.num_classes
+        except ConfigError:
+            if own_clean:
+                raise
+            c = self._probe_num_classes(model, xd)
+            if c is None:  # the model cannot run an empty batch: pay for one clean pass
+                own_clean, pred_clean = True, model.predict(xd)
+                c = model.num_classes
         y_t = _as_labels(y, n, c, "y", device) if y is not None else None
         t_t = _as_labels(target, n, c, "target", device) if target is not None else None
         if t_t is not None and y_t is not None:
@@ -289,11 +391,30 @@ class Attack:
         gen = torch.Generator()
         gen.manual_seed(self.seed if self.seed is not None else int(torch.seed() % 2**63))
         labels = t_t if t_t is not None else (y_t if y_t is not None else pred_clean)
+        if labels is None:  # unreachable: own_clean holds when both y and target are None
+            raise InternalError("no labels to attack; this is a hoodwink bug.")
         inputs = AttackInputs(
-            x=xd, labels=labels, targeted=t_t is not None, eps=eps,
-            pred_clean=pred_clean, y=y_t, generator=gen,
+            x=xd, labels=labels, targeted=t_t is not None, eps=eps, y=y_t, generator=gen,
+            progress=progress,
         )
-        return inputs, xt
+        if pred_clean is not None:
+            inputs.set_pred_clean(pred_clean)
+        return inputs, xt, 2 if own_clean else 1
+
+    @staticmethod
+    def _probe_num_classes(model: Classifier, x: torch.Tensor) -> int | None:
+        """Learn the number of classes from an empty batch: no per-sample query.
+
+        Needed only when the model learns it from its first forward pass and the
+        attack makes the clean pass itself; then a call costs the same number of
+        queries the first time as every later time. None when the model cannot
+        run an empty batch.
+        """
+        try:
+            model.predict(x[:0])
+            return model.num_classes
+        except (HoodwinkError, RuntimeError, ValueError, IndexError):
+            return None
 
     # ------------------------------------------------------------------ guarantees
     def _finish(
@@ -322,7 +443,8 @@ class Attack:
             x_adv = torch.where(already.reshape((-1,) + (1,) * (x.ndim - 1)), x, x_adv)
         pnorm = norms(x_adv - x, self.norm)
         tol = 1e-5 * max(1.0, inputs.eps) + 1e-6
-        if bool((pnorm > inputs.eps + tol).any()) or bool(((x_adv < lo) | (x_adv > hi)).any()):
+        # One sync for both checks.
+        if bool((pnorm > inputs.eps + tol).any() | ((x_adv < lo) | (x_adv > hi)).any()):
             raise InternalError(
                 f"{type(self).__name__} produced a result outside the eps-ball or the bounds "
                 f"(max norm {pnorm.max().item():.6g} for eps {inputs.eps:.6g}); this is a "
@@ -343,7 +465,7 @@ class Attack:
             pred_clean=inputs.pred_clean.to(out_dev),
             pred_adv=pred_adv.to(out_dev),
             perturbation_norm=pnorm.to(out_dev),
-            queries=(queries + 2).to(out_dev),  # + clean and verification forward passes
+            queries=queries.to(out_dev),  # includes the base class's own passes
             y=y_t.to(out_dev) if y_t is not None else None,
             target=inputs.labels.to(out_dev) if inputs.targeted else None,
             eps=inputs.eps,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, cast
+from typing import ClassVar, cast, get_args
 
 import torch
 
+from hoodwink._validation import Options
 from hoodwink.attacks._norms import clip_to_bounds, steepest_step
 from hoodwink.attacks.base import AttackInputs, GradientAttack
 from hoodwink.losses import LossName
@@ -26,6 +27,10 @@ class FGSM(GradientAttack):
 
     Threat model: white box (needs input gradients), untargeted or targeted
     (a targeted call steps *down* the loss of the target class), L∞ or L2.
+
+    Cost: two model passes per sample (``result.queries == 2``): the gradient
+    pass at ``x``, which also gives the clean prediction, and the base class's
+    verification pass on the result.
 
     Parameters
     ----------
@@ -54,16 +59,22 @@ class FGSM(GradientAttack):
 
     supported_norms: ClassVar[tuple[str, ...]] = ("linf", "l2")
 
-    def _validate(self) -> None:
-        self._check_choice("loss", ("ce", "margin"))
+    _constraints = {"loss": (Options(get_args(LossName)),)}
+
+    def _first_pass_at_x(self) -> bool:
+        return True  # the gradient pass at x also gives the clean prediction
 
     def _run(self, model: Classifier, inputs: AttackInputs) -> tuple[torch.Tensor, torch.Tensor]:
         dmodel = cast(DifferentiableClassifier, model)
         x = inputs.x
-        _, _, grad = dmodel.loss_gradient(
+        _, logits, grad = dmodel.loss_gradient(
             x, inputs.labels, loss=self.loss, targeted=inputs.targeted
         )
+        if not inputs.has_pred_clean:
+            inputs.set_pred_clean(logits.argmax(dim=1))
         lo, hi = model.bounds
         step = steepest_step(grad, self.norm)
         x_adv = clip_to_bounds(x + inputs.eps * step, lo, hi)
+        if inputs.progress is not None:
+            inputs.progress(1, 1, "FGSM step")
         return x_adv, torch.ones(x.shape[0], dtype=torch.int64, device=x.device)

@@ -1,21 +1,139 @@
-"""The one result record every attack returns: :class:`AttackResult`."""
+"""The one result record every attack returns: :class:`AttackResult`.
+
+A result keeps: :meth:`AttackResult.save` writes a versioned JSON record and
+the tensors beside it in a safetensors file, and :meth:`AttackResult.load`
+reads them back exactly (same values, dtypes and shapes). ``print(result)``
+shows one line; :meth:`AttackResult.table` shows one row per sample.
+
+>>> import torch
+>>> r = AttackResult(
+...     x_adv=torch.zeros(2, 3), success=torch.tensor([True, False]),
+...     clean_correct=torch.tensor([True, True]), pred_clean=torch.tensor([0, 1]),
+...     pred_adv=torch.tensor([2, 1]), perturbation_norm=torch.tensor([0.978, 0.5]),
+...     queries=torch.tensor([3, 3]), y=torch.tensor([0, 1]), target=None, eps=1.0,
+...     norm="linf", attack="FGSM(norm='linf', seed=0)", seed=0, time_s=0.012)
+>>> r
+AttackResult(attack='FGSM', n=2, norm='linf', eps=1, targeted=False, success_rate=0.5, robust_accuracy=0.5, time_s=0.012)
+>>> print(r.table())
+index  y  target  pred_clean  pred_adv  success   norm  queries
+    0  0       –           0         2      yes  0.978        3
+    1  1       –           1         1       no    0.5        3
+"""  # noqa: E501
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import json
+import math
 import platform
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["SCHEMA_VERSION", "AttackResult", "environment"]
+from hoodwink.errors import InputError, MissingDependencyError
+from hoodwink.reports import atomic_write_bytes, atomic_write_text, to_jsonable
 
-#: Version of the JSON layout written by :meth:`AttackResult.to_dict`.
-SCHEMA_VERSION = "hoodwink.attack_result/1"
+__all__ = ["SCHEMA_VERSION", "AttackResult", "ResultTable", "environment"]
+
+#: Version of the JSON layout written by :meth:`AttackResult.to_dict` and
+#: :meth:`AttackResult.save`.
+SCHEMA_VERSION = "hoodwink.attack_result/2"
+
+#: The tensor fields of :class:`AttackResult`, in the order they are saved.
+_TENSORS = ("x_adv", "success", "clean_correct", "pred_clean", "pred_adv",
+            "perturbation_norm", "queries", "y", "target")
+_OPTIONAL_TENSORS = ("y", "target")
 
 
-@dataclass(frozen=True)
+# ---------------------------------------------------------------------- table
+@dataclass(frozen=True, repr=False)
+class ResultTable:
+    """A small table of results: one row per sample, or one per budget of a curve.
+
+    ``str(table)`` is aligned text for a terminal, :meth:`to_markdown` a
+    Markdown table, :meth:`to_dicts` one dict per row. Missing values are
+    None and show as "–".
+
+    Attributes
+    ----------
+    columns : tuple of str, length C
+        Column names.
+    rows : tuple of tuples, each of length C
+        Cell values: int, float, bool, str or None.
+
+    >>> t = ResultTable(columns=("eps", "robust_accuracy"), rows=((0.1, 0.5), (0.2, None)))
+    >>> print(t)
+    eps  robust_accuracy
+    0.1              0.5
+    0.2                –
+    >>> print(t.to_markdown())
+    | eps | robust_accuracy |
+    |---:|---:|
+    | 0.1 | 0.5 |
+    | 0.2 | – |
+    >>> t.to_dicts()[1]
+    {'eps': 0.2, 'robust_accuracy': None}
+    """
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+
+    def __post_init__(self) -> None:
+        for i, row in enumerate(self.rows):
+            if len(row) != len(self.columns):
+                raise InputError(
+                    f"Row {i} of the table has {len(row)} cells but there are "
+                    f"{len(self.columns)} columns {self.columns}. Give one cell per column."
+                )
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __repr__(self) -> str:
+        return f"ResultTable(columns={self.columns!r}, rows=<{len(self.rows)} rows>)"
+
+    def __str__(self) -> str:
+        cells = [list(self.columns)] + [[_cell(c) for c in row] for row in self.rows]
+        widths = [max(len(r[j]) for r in cells) for j in range(len(self.columns))]
+        return "\n".join(
+            "  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+            for r in cells
+        )
+
+    def to_markdown(self) -> str:
+        """The table in Markdown (numbers right-aligned)."""
+        lines = ["| " + " | ".join(self.columns) + " |",
+                 "|" + "|".join("---:" for _ in self.columns) + "|"]
+        lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in self.rows]
+        return "\n".join(lines)
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """One ``{column: value}`` dict per row, values as stored (None for missing)."""
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+
+def _cell(c: Any) -> str:
+    if c is None:
+        return "–"
+    if isinstance(c, bool):
+        return "yes" if c else "no"
+    if isinstance(c, float):
+        if math.isnan(c):
+            return "–"
+        return f"{c:.4g}"
+    return str(c)
+
+
+# ---------------------------------------------------------------------- result
+@dataclass(frozen=True, repr=False)
 class AttackResult:
     """What an attack produced, per sample, with the facts needed to judge it.
 
@@ -81,6 +199,16 @@ class AttackResult:
     def __len__(self) -> int:
         return int(self.x_adv.shape[0])
 
+    def __repr__(self) -> str:
+        """One line: the attack's name, n, budget, rates and time (no tensors)."""
+        parts = [f"attack={self.attack.split('(', 1)[0][:40]!r}", f"n={len(self)}",
+                 f"norm={self.norm!r}", f"eps={_num(self.eps)}", f"targeted={self.targeted}",
+                 f"success_rate={_num(self.success_rate())}"]
+        if self.y is not None:
+            parts.append(f"robust_accuracy={_num(self.robust_accuracy())}")
+        parts.append(f"time_s={_num(self.time_s)}")
+        return f"AttackResult({', '.join(parts)})"
+
     def robust_accuracy(self) -> float:
         """Fraction of *all* samples still classified correctly after the attack.
 
@@ -97,7 +225,7 @@ class AttackResult:
             raise ValueError(
                 "robust_accuracy() needs true labels; this attack was run without y."
             )
-        return float((self.pred_adv == self.y).float().mean().item())
+        return _fraction(self.pred_adv == self.y)
 
     def success_rate(self) -> float:
         """Fraction of the samples the attack could act on where it succeeded.
@@ -108,23 +236,30 @@ class AttackResult:
         Targeted: among all samples, the fraction classified as their target.
         Returns ``nan`` when no sample qualifies.
         """
-        if self.target is not None:
-            return float(self.success.float().mean().item())
-        if self.y is None:
-            return float(self.success.float().mean().item())
-        mask = self.clean_correct
-        if not bool(mask.any()):
-            return float("nan")
-        return float(self.success[mask].float().mean().item())
+        if self.target is not None or self.y is None:
+            return _fraction(self.success)
+        return _fraction(self.success[self.clean_correct])
 
     def clean_accuracy(self) -> float:
         """Fraction of samples classified correctly before the attack."""
         if self.y is None:
             raise ValueError("clean_accuracy() needs true labels; this run had none.")
-        return float(self.clean_correct.float().mean().item())
+        return _fraction(self.clean_correct)
+
+    def median_norm_successful(self) -> float | None:
+        """Median perturbation norm over successful samples; None when none succeeded.
+
+        The value is in the dtype of ``perturbation_norm`` (usually float32),
+        returned as the shortest decimal that reads back to it.
+        """
+        succ = self.success
+        if not bool(succ.any()):
+            return None
+        value: float | None = to_jsonable(self.perturbation_norm[succ].median())
+        return value
 
     def summary(self) -> dict[str, Any]:
-        """Aggregate figures (no per-sample arrays)."""
+        """Aggregate figures (no per-sample arrays), as plain JSON numbers."""
         out: dict[str, Any] = {
             "attack": self.attack,
             "norm": self.norm,
@@ -134,18 +269,21 @@ class AttackResult:
             "success_rate": _finite_or_none(self.success_rate()),
             "seed": self.seed,
             "time_s": round(self.time_s, 4),
-            "queries_mean": float(self.queries.float().mean().item()) if len(self) else 0.0,
+            "queries_mean": float(self.queries.double().mean().item()) if len(self) else 0.0,
         }
         if self.y is not None:
-            out["clean_accuracy"] = self.clean_accuracy()
-            out["robust_accuracy"] = self.robust_accuracy()
-        succ = self.success
-        if bool(succ.any()):
-            out["median_norm_successful"] = float(self.perturbation_norm[succ].median().item())
+            out["clean_accuracy"] = _finite_or_none(self.clean_accuracy())
+            out["robust_accuracy"] = _finite_or_none(self.robust_accuracy())
+        median = self.median_norm_successful()
+        if median is not None:
+            out["median_norm_successful"] = median
         return out
 
     def to_dict(self, *, per_sample: bool = True) -> dict[str, Any]:
         """A JSON-ready record: summary, environment and per-sample results.
+
+        Numbers are plain: float32 values (norms) are written as the shortest
+        decimal that reads back to the same float32, NaN as None.
 
         Parameters
         ----------
@@ -159,25 +297,108 @@ class AttackResult:
         }
         if per_sample:
             rec["samples"] = {
-                "y": _list(self.y),
-                "target": _list(self.target),
-                "pred_clean": _list(self.pred_clean),
-                "pred_adv": _list(self.pred_adv),
-                "success": _list(self.success),
-                "perturbation_norm": _list(self.perturbation_norm),
-                "queries": _list(self.queries),
+                name: to_jsonable(getattr(self, name)) for name in (
+                    "y", "target", "pred_clean", "pred_adv", "success", "perturbation_norm",
+                    "queries")
             }
         return rec
 
+    def table(self) -> ResultTable:
+        """One row per sample: what the attack did to it.
+
+        Columns: ``index``, ``y``, ``target`` (None when absent), ``pred_clean``,
+        ``pred_adv``, ``success``, ``norm`` (the perturbation norm) and
+        ``queries``.
+
+        Returns
+        -------
+        ResultTable
+            N rows; ``print(result.table())`` shows them aligned.
+        """
+        n = len(self)
+        y = self.y.tolist() if self.y is not None else [None] * n
+        tg = self.target.tolist() if self.target is not None else [None] * n
+        cols = zip(range(n), y, tg, self.pred_clean.tolist(), self.pred_adv.tolist(),
+                   self.success.tolist(), to_jsonable(self.perturbation_norm),
+                   self.queries.tolist(), strict=True)
+        return ResultTable(
+            columns=("index", "y", "target", "pred_clean", "pred_adv", "success", "norm",
+                     "queries"),
+            rows=tuple(tuple(r) for r in cols),
+        )
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write the result to ``path`` (JSON) and its tensors beside it (safetensors).
+
+        The JSON record is :meth:`to_dict` plus the exact scalar fields and the
+        name and sha256 of the tensor file, which has the same stem and the
+        suffix ".safetensors". Tensors are saved from the CPU, in their own
+        dtype, so :meth:`load` gives back an equal result. A missing parent
+        folder is created; existing files are replaced.
+
+        Parameters
+        ----------
+        path : str or Path
+            The JSON file; ".json" is appended when it has no suffix.
+
+        Returns
+        -------
+        Path
+            The JSON file written.
+
+        Raises
+        ------
+        hoodwink.errors.InputError
+            When ``path`` ends in ".safetensors" (that name is the tensor file's).
+        hoodwink.errors.MissingDependencyError
+            When the safetensors package is not installed.
+        """
+        rec = self.to_dict()
+        rec["result"] = _exact_fields(self)
+        return _write_pair(path, rec, _tensors_of(self, prefix=""), what="AttackResult")
+
+    @classmethod
+    def load(cls, path: str | Path) -> AttackResult:
+        """Read a result written by :meth:`save`; tensors are loaded on the CPU.
+
+        Parameters
+        ----------
+        path : str or Path
+            The JSON file; ".json" is appended when it has no suffix.
+
+        Returns
+        -------
+        AttackResult
+            Equal to the saved one: every tensor with the same values, dtype
+            and shape, every scalar field the same.
+
+        Raises
+        ------
+        hoodwink.errors.InputError
+            When a file is missing, the JSON is not a hoodwink attack result
+            of this schema version, or the tensor file's sha256 does not match
+            the record.
+        hoodwink.errors.MissingDependencyError
+            When the safetensors package is not installed.
+        """
+        rec, tensors, json_path = _read_pair(path, SCHEMA_VERSION, what="AttackResult")
+        return _from_parts(rec.get("result"), tensors, prefix="", source=json_path)
+
+
+# ---------------------------------------------------------------------- helpers
+def _fraction(mask: torch.Tensor) -> float:
+    """``mean(mask)`` as an exact float64 ratio of counts; nan for an empty mask."""
+    n = int(mask.numel())
+    return int(mask.sum().item()) / n if n else float("nan")
+
+
+def _num(v: float | None) -> str:
+    return "None" if v is None else f"{v:.4g}"
+
 
 def _finite_or_none(v: float) -> float | None:
-    return None if np.isnan(v) else v
-
-
-def _list(t: torch.Tensor | None) -> list[Any] | None:
-    if t is None:
-        return None
-    return [v for v in t.detach().cpu().tolist()]
+    return None if math.isnan(v) else v
 
 
 def environment() -> dict[str, str]:
@@ -191,3 +412,141 @@ def environment() -> dict[str, str]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+def _exact_fields(r: AttackResult) -> dict[str, Any]:
+    """The scalar fields, unrounded: JSON writes a Python float exactly."""
+    return {
+        "eps": None if r.eps is None else float(r.eps),
+        "norm": r.norm,
+        "attack": r.attack,
+        "seed": None if r.seed is None else int(r.seed),
+        "time_s": float(r.time_s),
+    }
+
+
+def _tensors_of(r: AttackResult, prefix: str) -> dict[str, torch.Tensor]:
+    """The tensor fields, contiguous, on the CPU and not sharing memory (as safetensors needs)."""
+    out: dict[str, torch.Tensor] = {}
+    for name in _TENSORS:
+        t = getattr(r, name)
+        if t is not None:
+            out[prefix + name] = t.detach().to("cpu", copy=True).contiguous()
+    return out
+
+
+def _from_parts(fields: Any, tensors: dict[str, torch.Tensor], prefix: str,
+                source: Path) -> AttackResult:
+    """Rebuild a result from its exact fields and tensors; InputError if anything is missing."""
+    keys = ("eps", "norm", "attack", "seed", "time_s")
+    if not isinstance(fields, dict) or any(k not in fields for k in keys):
+        raise InputError(
+            f"{source} is not a complete saved result: its record lacks the fields "
+            f"{', '.join(keys)}. Write it with AttackResult.save() or Curve.save()."
+        )
+    missing = [n for n in _TENSORS if n not in _OPTIONAL_TENSORS and prefix + n not in tensors]
+    if missing:
+        raise InputError(
+            f"The tensor file of {source} lacks {', '.join(prefix + m for m in missing)}. "
+            "Write it with AttackResult.save() or Curve.save()."
+        )
+    t = {n: tensors[prefix + n] for n in _TENSORS if n not in _OPTIONAL_TENSORS}
+    return AttackResult(
+        x_adv=t["x_adv"], success=t["success"], clean_correct=t["clean_correct"],
+        pred_clean=t["pred_clean"], pred_adv=t["pred_adv"],
+        perturbation_norm=t["perturbation_norm"], queries=t["queries"],
+        y=tensors.get(prefix + "y"), target=tensors.get(prefix + "target"),
+        eps=fields["eps"], norm=fields["norm"], attack=fields["attack"], seed=fields["seed"],
+        time_s=fields["time_s"],
+    )
+
+
+def _safetensors(action: str) -> ModuleType:
+    try:
+        return importlib.import_module("safetensors.torch")
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{action} needs the 'safetensors' package. Install it with: "
+            "pip install 'hoodwink[mnist]' (or pip install safetensors)."
+        ) from exc
+
+
+def _json_path(path: str | Path, what: str) -> Path:
+    p = Path(path)
+    if p.suffix == "":
+        p = p.with_name(p.name + ".json")
+    if p.suffix == ".safetensors":
+        raise InputError(
+            f"The 'path' of {what}.save/load must name the JSON record, not the tensor file. "
+            f"Got {str(path)!r}; pass {str(p.with_suffix('.json'))!r}."
+        )
+    return p
+
+
+def _write_pair(path: str | Path, rec: dict[str, Any], tensors: dict[str, torch.Tensor],
+                what: str) -> Path:
+    """Write ``tensors`` to <stem>.safetensors, then ``rec`` (naming it, with its sha256)."""
+    st = _safetensors(f"{what}.save()")
+    json_path = _json_path(path, what)
+    tensor_path = json_path.with_suffix(".safetensors")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    data: bytes = st.save(tensors, metadata={"schema": rec["schema"]})
+    atomic_write_bytes(tensor_path, data)
+    rec = dict(rec)
+    rec["tensors"] = {"file": tensor_path.name, "sha256": hashlib.sha256(data).hexdigest(),
+                      "format": "safetensors"}
+    atomic_write_text(json_path, json.dumps(rec, indent=2, allow_nan=False) + "\n")
+    return json_path
+
+
+def _read_pair(path: str | Path, schema: str,
+               what: str) -> tuple[dict[str, Any], dict[str, torch.Tensor], Path]:
+    """Read and check a JSON record of ``schema`` and the tensor file it names."""
+    json_path = _json_path(path, what)
+    fix = f"Pass the .json file that {what}.save() returned."
+    if not json_path.is_file():
+        raise InputError(f"No saved {what} at {json_path}: the file does not exist. {fix}")
+    try:
+        rec = json.loads(json_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{json_path} is not a JSON file ({exc}). {fix}") from exc
+    got = rec.get("schema") if isinstance(rec, dict) else None
+    family = schema.split("/", 1)[0]
+    if not isinstance(got, str) or not got.startswith(family + "/"):
+        raise InputError(
+            f"{json_path} is not a saved {what}: its schema is {got!r}, expected {schema!r}. "
+            f"{fix}"
+        )
+    if got != schema:
+        raise InputError(
+            f"{json_path} has schema {got!r}, but this version of hoodwink reads {schema!r}. "
+            "Records written by to_dict() before version 2 hold no tensors; run the attack "
+            "again and save it with save()."
+        )
+    ref = rec.get("tensors")
+    if (not isinstance(ref, dict) or not isinstance(ref.get("file"), str)
+            or not isinstance(ref.get("sha256"), str)):
+        raise InputError(
+            f"{json_path} names no tensor file (no 'tensors' entry with 'file' and 'sha256'); "
+            f"it was not written by {what}.save(). {fix}"
+        )
+    tensor_path = json_path.parent / Path(ref["file"]).name
+    if not tensor_path.is_file():
+        raise InputError(
+            f"The tensor file {tensor_path} named by {json_path} does not exist. Keep the "
+            ".safetensors file beside the .json file, with the name save() gave it."
+        )
+    data = tensor_path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != ref["sha256"]:
+        raise InputError(
+            f"The tensor file {tensor_path} has sha256 {digest}, but {json_path} expects "
+            f"{ref['sha256']}: it was changed, or belongs to another result. Save the "
+            "result again."
+        )
+    st = _safetensors(f"{what}.load()")
+    try:
+        tensors: dict[str, torch.Tensor] = st.load(data)
+    except Exception as exc:  # safetensors raises its own error types
+        raise InputError(f"{tensor_path} is not a readable safetensors file ({exc}).") from exc
+    return rec, tensors, json_path

@@ -92,18 +92,22 @@ def parse_eps(text: str) -> float:
     Raises
     ------
     ConfigError
-        Not a number or fraction, or negative.
+        Not a number or fraction, or not in [0, inf) (negative, NaN, infinite,
+        or too large for a float).
     """
+    from hoodwink._validation import Interval  # here, to keep `hoodwink --help` light
+
     s = text.strip()
     try:
         value = float(Fraction(s)) if "/" in s else float(s)
-    except (ValueError, ZeroDivisionError) as exc:
+    except (ValueError, ZeroDivisionError, OverflowError) as exc:
         raise ConfigError(
             f"Cannot read the budget {text!r}: give a number such as 0.03 or a fraction such "
             "as 8/255."
         ) from exc
-    if value != value or value < 0 or value == float("inf"):
-        raise ConfigError(f"The budget must be a finite number >= 0. Got {text!r}.")
+    budget = Interval(float, 0, None)
+    if not budget.accepts(value):
+        raise ConfigError(f"The budget must be {budget.description}. Got {text!r}.")
     return value
 
 

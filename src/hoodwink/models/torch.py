@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 
@@ -220,6 +221,7 @@ class TorchClassifier:
         self.input_shape = tuple(int(d) for d in input_shape) if input_shape is not None else None
         self._warned_training = False
         self._eval_depth = 0  # nesting level of evaluating() blocks
+        self._dtype_cache: torch.dtype | None = None  # the module's dtype, inside a block
         if class_names is not None and num_classes is not None and len(class_names) != num_classes:
             raise ConfigError(
                 f"class_names has {len(class_names)} entries but num_classes is {num_classes}."
@@ -286,47 +288,55 @@ class TorchClassifier:
             finally:
                 self._eval_depth -= 1
             return
+        yield from self._outer_block()
+
+    def _outer_block(self) -> Iterator[None]:
         modules = [self.module]
         if isinstance(self.preprocessing, nn.Module):
             modules.append(self.preprocessing)
-        was_training = [m.training for m in modules]
         # Every submodule's own flag: m.train(mode) would also switch submodules the user
         # deliberately left in eval mode (e.g. frozen batch norm in a training model).
+        # Only what is switched is remembered and restored: for a module already in eval
+        # mode that is nothing, which keeps this walk cheap (it runs once per call).
         submodules = [s for m in modules for s in m.modules()]
-        sub_training = [s.training for s in submodules]
-        params = [p for m in modules for p in m.parameters()]
-        flags = [p.requires_grad for p in params]
-        if was_training[0] and not self._warned_training:
+        training = [s for s in submodules if s.training]
+        params = [p for s in submodules for p in s._parameters.values()
+                  if p is not None and p.requires_grad]
+        if self.module.training and not self._warned_training:
             self._warned_training = True
             warnings.warn(
                 f"{type(self.module).__name__} is in training mode; hoodwink evaluates it in "
                 "eval mode (dropout off, batch-norm running statistics) and restores the "
                 "mode afterwards. Call module.eval() to silence this warning.",
                 TrainingModeWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         try:
-            for m in modules:
-                m.eval()
+            if training:
+                for m in modules:
+                    m.eval()
             for p in params:
                 p.requires_grad_(False)
             self._eval_depth = 1
+            # Nothing can change the module's dtype inside the block; look it up once.
+            self._dtype_cache = _module_dtype(self.module)
             yield
         finally:
             self._eval_depth = 0
-            for s, mode in zip(submodules, sub_training, strict=True):
-                s.training = mode
-            for p, flag in zip(params, flags, strict=True):
-                p.requires_grad_(flag)
+            self._dtype_cache = None
+            for s in training:
+                s.training = True
+            for p in params:
+                p.requires_grad_(True)
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, *, check_finite: bool = True) -> torch.Tensor:
         if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape:
             shape = ", ".join(str(d) for d in self.input_shape)
             raise ShapeError(
                 f"{type(self.module).__name__} takes inputs of shape (N, {shape}); got "
                 f"{tuple(x.shape)}. Resize the inputs first."
             )
-        dtype = _module_dtype(self.module)
+        dtype = self._dtype_cache if self._eval_depth > 0 else _module_dtype(self.module)
         if dtype is not None and x.dtype != dtype:
             x = x.to(dtype)  # differentiable, so gradients come back in the caller's dtype
         z = self.preprocessing(x) if self.preprocessing is not None else x
@@ -354,12 +364,16 @@ class TorchClassifier:
                 f"{type(self.module).__name__} returned 1 class score; a classifier needs at "
                 "least 2 (for a binary score s, return torch.stack([0*s, s], 1))."
             )
+        if check_finite:
+            self._check_finite(out)
+        return out
+
+    def _check_finite(self, out: torch.Tensor) -> None:
         if not torch.isfinite(out).all():
             raise ModelOutputError(
                 f"{type(self.module).__name__} returned NaN or infinite logits. Check that "
                 "the inputs are in the model's domain and the weights are finite."
             )
-        return out
 
     def _chunks(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
         for i in range(0, x.shape[0], self.batch_size):
@@ -378,9 +392,18 @@ class TorchClassifier:
         torch.Tensor, shape (N, C)
             On ``x``'s device.
         """
-        with self.evaluating(), torch.no_grad():
+        if x.shape[0] <= self.batch_size and x.device == self.device:
+            # One chunk on the right device (the common case): no split, no cat.
+            with self._block(), torch.no_grad():
+                return self._forward(x)
+        with self._block(), torch.no_grad():
             outs = [self._forward(c) for c in self._chunks(x)]
         return torch.cat(outs).to(x.device)
+
+    def _block(self) -> contextlib.AbstractContextManager[None]:
+        # evaluating(), minus the generator machinery when a block is already open
+        # (attacks hold one around their whole run): a per-step saving.
+        return contextlib.nullcontext() if self._eval_depth > 0 else self.evaluating()
 
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """Softmax probabilities, shape (N, C)."""
@@ -410,8 +433,16 @@ class TorchClassifier:
         grad : torch.Tensor, same shape as ``x``
             Gradient of ``values.sum()`` with respect to ``x``.
         """
+        if x.shape[0] <= self.batch_size and x.device == self.device:
+            with self._block():
+                xc = x.detach().requires_grad_(True)
+                with torch.enable_grad():
+                    out = self._forward(xc)
+                    v = objective(out, xc)
+                    (g,) = torch.autograd.grad(v.sum(), xc)
+            return v.detach(), out.detach(), g
         vals, logits, grads = [], [], []
-        with self.evaluating():
+        with self._block():
             for chunk in self._chunks(x):
                 xc = chunk.detach().requires_grad_(True)
                 with torch.enable_grad():
@@ -451,6 +482,8 @@ class TorchClassifier:
         -------
         values, logits, grad : see :meth:`objective_gradient`.
         """
+        if x.shape[0] <= self.batch_size and x.device == self.device and self._eval_depth > 0:
+            return self._loss_gradient_one_chunk(x, labels, loss, targeted)
         lab = labels.to(self.device)
         offset = [0]
 
@@ -461,6 +494,32 @@ class TorchClassifier:
             return attack_loss(out, lc, loss=loss, targeted=targeted)
 
         return self.objective_gradient(x, objective)
+
+
+    def _loss_gradient_one_chunk(
+        self, x: torch.Tensor, labels: torch.Tensor, loss: LossName, targeted: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        # The hot path of gradient attacks (one step = one call), inside an open
+        # evaluating() block and with the batch in one chunk. The NaN/inf check reads
+        # the summed loss, which the backward pass needs anyway: any NaN or +inf logit
+        # makes the log-sum-exp (CE) or the max over classes (margin) non-finite. Only
+        # then are the logits themselves inspected, for the usual error message.
+        # (-inf logits of classes that do not matter pass here; the clean and
+        # verification passes through logits() still reject them.)
+        lab = labels if labels.device == self.device else labels.to(self.device)
+        xc = x.detach().requires_grad_(True)
+        with contextlib.nullcontext() if torch.is_grad_enabled() else torch.enable_grad():
+            out = self._forward(xc, check_finite=False)
+            v = attack_loss(out, lab, loss=loss, targeted=targeted)
+            total = v.sum()
+            (g,) = torch.autograd.grad(total, xc)
+        if not math.isfinite(total.item()):
+            self._check_finite(out)
+            raise ModelOutputError(
+                f"The attack loss of {type(self.module).__name__} is not finite although its "
+                "logits are; the logits are too large for the loss. Check the model's scale."
+            )
+        return v.detach(), out.detach(), g
 
 
 def _module_dtype(module: nn.Module) -> torch.dtype | None:

@@ -25,7 +25,7 @@ import logging
 import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -33,25 +33,29 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from hoodwink.studies.dream import NGUYEN_CONFIDENCE, DreamResult, dream
+from hoodwink._validation import check_int
 from hoodwink.errors import ConfigError
 from hoodwink.models.torch import TorchClassifier
-from hoodwink.reports import Report, ReportPaths, atomic_write_bytes
+from hoodwink.progress import ProgressCallback, as_callback
+from hoodwink.reports import Report, ReportPaths
+from hoodwink.studies._record import Rendered, check_record
+from hoodwink.studies.dream import NGUYEN_CONFIDENCE, DreamResult, dream
 
 __all__ = [
     "BackgroundRound",
     "BackgroundStudy",
     "background_class_study",
+    "report",
+    "run",
     "write_background_report",
 ]
 
 _log = logging.getLogger(__name__)
 
-#: ``progress(message, fraction_done)``; fraction in [0, 1].
-StudyProgress = Callable[[str, float], None]
 Retrain = Literal["finetune", "scratch"]
 
 BACKGROUND = 10
+_OWNER = "background_class_study"
 CLASS_NAMES = tuple(str(i) for i in range(10)) + ("background",)
 
 
@@ -152,6 +156,14 @@ class BackgroundStudy:
             "time_s": self.time_s,
         }
 
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> BackgroundStudy:
+        """Rebuild the study from its record (:meth:`to_dict`, or the JSON read back)."""
+        return cls(config=dict(record["config"]),
+                   rounds=[BackgroundRound(**r) for r in record["rounds"]],
+                   effective=bool(record["effective"]), verdict=str(record["verdict"]),
+                   time_s=float(record["time_s"]), seed=int(record["seed"]))
+
     def report(self, figure: str | None = None) -> Report:
         """A :class:`~hoodwink.reports.Report` of the study (figure path relative to it)."""
         rep = Report("defence.background", "Background-class defence against fooling images",
@@ -185,15 +197,6 @@ class BackgroundStudy:
 
 
 # ---------------------------------------------------------------------------- training
-
-
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(
-            f"The '{name}' parameter of background_class_study must be an int >= {low}. "
-            f"Got {value!r}."
-        )
-    return value
 
 
 def _new_net(seed: int) -> torch.nn.Module:
@@ -272,7 +275,7 @@ def background_class_study(
     batch_size: int = 64,
     lr: float = 1e-3,
     seed: int = 0,
-    progress: StudyProgress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> BackgroundStudy:
     """Run the background-class defence for ``rounds`` rounds on MNIST and measure it.
 
@@ -316,7 +319,8 @@ def background_class_study(
         Seeds the initialisation, the shuffling, the subsets and the noise.
         The global random state is left untouched.
     progress : callable, optional
-        ``progress(message, fraction_done)``.
+        ``progress(done, total, message)`` (:mod:`hoodwink.progress`): two
+        units per round (training, then growing the fooling images).
 
     Returns
     -------
@@ -329,13 +333,13 @@ def background_class_study(
         Any parameter outside its range.
     """
     t_start = time.perf_counter()
-    rounds = _check_int("rounds", rounds, 1)
-    fooling_per_round = _check_int("fooling_per_round", fooling_per_round, 1)
-    epochs = _check_int("epochs", epochs, 1)
-    epochs_per_round = _check_int("epochs_per_round", epochs_per_round, 1)
-    steps = _check_int("steps", steps, 1)
-    batch_size = _check_int("batch_size", batch_size, 1)
-    seed = _check_int("seed", seed, 0)
+    rounds = check_int(_OWNER, "rounds", rounds, low=1)
+    fooling_per_round = check_int(_OWNER, "fooling_per_round", fooling_per_round, low=1)
+    epochs = check_int(_OWNER, "epochs", epochs, low=1)
+    epochs_per_round = check_int(_OWNER, "epochs_per_round", epochs_per_round, low=1)
+    steps = check_int(_OWNER, "steps", steps, low=1)
+    batch_size = check_int(_OWNER, "batch_size", batch_size, low=1)
+    seed = check_int(_OWNER, "seed", seed, low=0)
     if retrain not in ("finetune", "scratch"):
         raise ConfigError(
             f"The 'retrain' parameter of background_class_study must be 'finetune' or "
@@ -347,7 +351,7 @@ def background_class_study(
         )
     for name, size in (("train_size", train_size), ("test_size", test_size)):
         if size is not None:
-            _check_int(name, size, 10)
+            check_int(_OWNER, name, size, low=10)
     # dream validates confidence, stepsize and smoothness itself, but fail
     # before any training rather than after it.
     if isinstance(confidence, bool) or not isinstance(confidence, int | float) \
@@ -391,13 +395,13 @@ def background_class_study(
         "seed": seed, "model": "MnistCNN(num_classes=11)",
     }
     work = 2 * (rounds + 1)
+    report = as_callback(progress)
     done = 0
 
     def tick(message: str) -> None:
         nonlocal done
         _log.info("background study: %s", message)
-        if progress is not None:
-            progress(message, min(done / work, 1.0))
+        report(min(done, work), work, message)
         done += 1
 
     net = _new_net(seed)
@@ -443,8 +447,7 @@ def background_class_study(
         _log.info("background study: %s", records[-1])
         previous = res.x.detach().cpu()
         background = torch.cat([background, previous])
-    if progress is not None:
-        progress("done", 1.0)
+    report(work, work, "done")
     effective, verdict = _verdict(records, config)
     return BackgroundStudy(config=config, rounds=records, effective=effective, verdict=verdict,
                            time_s=time.perf_counter() - t_start, seed=seed)
@@ -496,6 +499,39 @@ def _verdict(rounds: list[BackgroundRound], config: dict[str, Any]) -> tuple[boo
 # ---------------------------------------------------------------------------- outputs
 
 
+def run(*, progress: ProgressCallback | None = None, **params: Any) -> dict[str, Any]:
+    """Run :func:`background_class_study` and return its record.
+
+    Parameters
+    ----------
+    progress : callable, optional
+    **params
+        Any parameter of :func:`background_class_study`.
+
+    Returns
+    -------
+    dict
+        :meth:`BackgroundStudy.to_dict`: data only; :func:`report` renders it.
+    """
+    study = background_class_study(progress=progress, **params)
+    return check_record(study.to_dict(), "background.run")
+
+
+def report(record: Mapping[str, Any], *, stem: str = "background") -> Rendered:
+    """The figure and the page of a background-class record, from the record alone.
+
+    Parameters
+    ----------
+    record : dict
+        From :func:`run`, :meth:`BackgroundStudy.to_dict` or the JSON read back.
+    stem : str
+        Name of the figure, ``<stem>.png``.
+    """
+    study = BackgroundStudy.from_dict(record)
+    fig_name = f"{stem}.png"
+    return Rendered(study.report(fig_name), {fig_name: _figure(study)})
+
+
 def write_background_report(
     study: BackgroundStudy, folder: str | Path, *, stem: str = "background"
 ) -> ReportPaths:
@@ -512,11 +548,7 @@ def write_background_report(
     -------
     ReportPaths
     """
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    fig_name = f"{stem}.png"
-    atomic_write_bytes(out / fig_name, _figure(study))
-    return study.report(fig_name).write(out, stem=stem)
+    return report(study.to_dict(), stem=stem).write(folder, stem=stem)
 
 
 def _figure(study: BackgroundStudy) -> bytes:

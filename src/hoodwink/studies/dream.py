@@ -28,12 +28,10 @@ what was actually written.
 
 from __future__ import annotations
 
-import io
 import logging
 import math
-import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -41,17 +39,21 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from hoodwink._validation import check_choice, check_int, check_real
 from hoodwink.attacks._norms import clip_to_bounds, on_grid, steepest_step
 from hoodwink.errors import ConfigError, InternalError, OutOfBoundsError, ShapeError
 from hoodwink.models.torch import TorchClassifier
-from hoodwink.reports import Report, ReportPaths
+from hoodwink.progress import ProgressCallback, as_callback
 
 __all__ = [
     "NGUYEN_CONFIDENCE",
+    "DreamOutputs",
     "DreamResult",
     "default_shape",
     "dream",
+    "report",
     "resolve_classes",
+    "run",
     "total_variation",
     "write_dream",
 ]
@@ -62,10 +64,7 @@ _log = logging.getLogger(__name__)
 NGUYEN_CONFIDENCE = 0.996
 
 DreamNorm = Literal["linf", "l2"]
-#: ``progress(step, steps, reached, n)`` is called after every step.
-DreamProgress = Callable[[int, int, int, int], None]
-
-_NORMS: tuple[str, ...] = ("linf", "l2")
+_NORMS: tuple[DreamNorm, ...] = ("linf", "l2")
 
 
 @dataclass(frozen=True)
@@ -224,21 +223,6 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
-def _target_log_prob(
-    targets: torch.Tensor,
-) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Objective for :meth:`TorchClassifier.objective_gradient`: log p(target), chunk by chunk."""
-    offset = 0
-
-    def objective(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        nonlocal offset
-        lab = targets[offset : offset + out.shape[0]].to(out.device)
-        offset += out.shape[0]
-        return torch.log_softmax(out, dim=1).gather(1, lab[:, None])[:, 0]
-
-    return objective
-
-
 def _tv_gradient(x: torch.Tensor) -> torch.Tensor:
     xg = x.detach().requires_grad_(True)
     with torch.enable_grad():
@@ -380,20 +364,6 @@ def resolve_classes(
     return out
 
 
-def _check_number(name: str, value: Any, ok: Callable[[float], bool], constraint: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not ok(float(value)):
-        raise ConfigError(f"The '{name}' parameter of dream must be {constraint}. Got {value!r}.")
-    return float(value)
-
-
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(
-            f"The '{name}' parameter of dream must be an int >= {low}. Got {value!r}."
-        )
-    return value
-
-
 def _start_images(
     model: TorchClassifier,
     start: torch.Tensor | str | Path | None,
@@ -454,7 +424,7 @@ def dream(
     blur: float = 0.0,
     blur_every: int = 4,
     seed: int = 0,
-    progress: DreamProgress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> DreamResult:
     """Grow one image per target class until the model is ``confidence`` sure of it.
 
@@ -501,7 +471,8 @@ def dream(
     seed : int, default 0
         Seeds the noise start; nothing else is random.
     progress : callable, optional
-        ``progress(step, steps, reached, n)`` after every step.
+        ``progress(step, steps, message)`` (:mod:`hoodwink.progress`) after
+        every step; the message says how many images reached the confidence.
 
     Returns
     -------
@@ -529,18 +500,17 @@ def dream(
             f"dream needs a TorchClassifier (it uses input gradients). Got "
             f"{type(model).__name__}."
         )
-    confidence = _check_number("confidence", confidence, lambda v: 0 < v < 1,
-                               "a float in (0, 1), e.g. 0.996")
-    steps = _check_int("steps", steps, 1)
-    stepsize = _check_number("stepsize", stepsize, lambda v: 0 < v < math.inf,
-                             "a finite float > 0, e.g. 1/255")
-    smoothness = _check_number("smoothness", smoothness, lambda v: 0 <= v < math.inf,
-                               "a finite float >= 0")
-    blur = _check_number("blur", blur, lambda v: 0 <= v < math.inf, "a finite float >= 0")
-    blur_every = _check_int("blur_every", blur_every, 1)
-    seed = _check_int("seed", seed, 0)
-    if norm not in _NORMS:
-        raise ConfigError(f"The 'norm' parameter of dream must be 'linf' or 'l2'. Got {norm!r}.")
+    confidence = check_real("dream", "confidence", confidence, low=0, high=1,
+                            closed="neither", hint="e.g. 0.996")
+    steps = check_int("dream", "steps", steps, low=1)
+    stepsize = check_real("dream", "stepsize", stepsize, low=0, closed="neither",
+                          hint="e.g. 1/255")
+    smoothness = check_real("dream", "smoothness", smoothness, low=0)
+    blur = check_real("dream", "blur", blur, low=0)
+    blur_every = check_int("dream", "blur_every", blur_every, low=1)
+    seed = check_int("dream", "seed", seed, low=0)
+    report = as_callback(progress)
+    norm = check_choice("dream", "norm", norm, _NORMS)
     if shape is not None and (
         not isinstance(shape, tuple | list) or len(shape) != 3
         or not all(isinstance(s, int) and not isinstance(s, bool) for s in shape)
@@ -578,7 +548,8 @@ def dream(
         xq = snap(xc)
         tg = tgt[idx]
         if t < steps:
-            _, logits, grad = model.objective_gradient(xq, _target_log_prob(tg))
+            # -CE(target) is log p(target): the targeted attack loss is the objective.
+            _, logits, grad = model.loss_gradient(xq, tg, loss="ce", targeted=True)
             if smoothness > 0:
                 grad = _balance(grad, _tv_gradient(xq), smoothness)
         else:
@@ -592,8 +563,7 @@ def dream(
         best_p[idx[better]] = p[better]
         done[idx[reached]] = True
         steps_used[idx[reached]] = t
-        if progress is not None:
-            progress(t, steps, int(done.sum()), n)
+        report(t, steps, f"{int(done.sum())}/{n} at {confidence:.1%}")
         keep = ~reached
         if t == steps or not bool(keep.any()):
             break
@@ -630,135 +600,64 @@ def dream(
     return res
 
 
-# ---------------------------------------------------------------------------- outputs
+# ---------------------------------------------------------------------------- the contract
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "class"
-
-
-@dataclass(frozen=True)
-class DreamOutputs:
-    """Files written by :func:`write_dream` and the confidences re-read from them."""
-
-    report: ReportPaths
-    gallery: Path
-    images: list[Path]
-    confidence_png: list[float]
-    record: dict[str, Any]
-
-
-def write_dream(
-    model: TorchClassifier,
-    result: DreamResult,
-    folder: str | Path,
+def run(
+    model: str | TorchClassifier,
+    target: int | str | Sequence[int | str] | torch.Tensor,
     *,
-    model_name: str = "model",
+    model_name: str | None = None,
     stem: str = "dream",
-) -> DreamOutputs:
-    """Save each image as PNG, a gallery, and the JSON/Markdown/HTML report.
-
-    Every PNG is decoded again and classified; the record's
-    ``confidence_png`` and the gallery captions are those re-read values, so
-    they describe the files, not the tensors.
+    start: torch.Tensor | str | Path | None = None,
+    shape: tuple[int, int, int] | None = None,
+    confidence: float = NGUYEN_CONFIDENCE,
+    steps: int = 200,
+    stepsize: float = 1 / 255,
+    norm: DreamNorm = "linf",
+    smoothness: float = 0.0,
+    blur: float = 0.0,
+    blur_every: int = 4,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Run :func:`dream` and return the record, judged on the PNG files.
 
     Parameters
     ----------
-    model : TorchClassifier
-        The model the images were grown for.
-    result : DreamResult
-    folder : path
-        Created if missing. Receives ``<stem>-<i>-<class>.png``,
-        ``<stem>-gallery.png`` and ``<stem>.json/.md/.html``.
-    model_name : str
-        Shown in the titles and recorded.
-    stem : str
+    model : str or TorchClassifier
+        A zoo name (``hoodwink.zoo.load``) or a model.
+    target, start, shape, confidence, steps, stepsize, norm, smoothness, blur, blur_every, \
+seed, progress
+        As in :func:`dream`.
+    model_name : str, optional
+        Shown in the report; default the zoo name, else ``"model"``.
+    stem : str, default "dream"
+        Prefix of the image file names.
 
     Returns
     -------
-    DreamOutputs
+    dict
+        :func:`hoodwink.studies.dream_report.record`: data only, the PNGs inside
+        as base64 text; :func:`report` renders it.
     """
-    from hoodwink.imaging import decode_png, encode_png
-    from hoodwink.reports import atomic_write_bytes
+    if isinstance(model, str):
+        from hoodwink import zoo
 
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    channels = int(result.x.shape[1])
-    if channels not in (1, 3):
-        raise ShapeError(f"Only 1- or 3-channel images can be saved; got {channels} channels.")
-    mode: Literal["RGB", "L"] = "L" if channels == 1 else "RGB"
-    paths: list[Path] = []
-    back: list[torch.Tensor] = []
-    for i, name in enumerate(result.target_names):
-        png = encode_png(result.x[i : i + 1].cpu())
-        p = out / f"{stem}-{i:02d}-{_slug(name)}.png"
-        atomic_write_bytes(p, png)
-        paths.append(p)
-        back.append(decode_png(png, mode))
-    x_back = torch.cat(back)
-    probs = model.probabilities(x_back.to(model.device)).cpu()
-    tgt = result.target.cpu()
-    conf_png = probs.gather(1, tgt[:, None])[:, 0].tolist()
-    pred_png = probs.argmax(dim=1).tolist()
-    gallery = out / f"{stem}-gallery.png"
-    atomic_write_bytes(gallery, _gallery(x_back, result, conf_png, model_name))
-
-    record = result.to_dict()
-    record["model"] = model_name
-    for entry, path, cp, pp in zip(record["images"], paths, conf_png, pred_png, strict=True):
-        entry["file"] = path.name
-        entry["confidence_png"] = cp
-        entry["predicted_png"] = pp
-        entry["success_png"] = bool(cp >= result.threshold and pp == entry["target"])
-    record["summary"]["success_rate_png"] = (
-        sum(e["success_png"] for e in record["images"]) / len(paths) if paths else None
-    )
-    s = record["summary"]
-    report = Report("dream", f"Fooling images for {model_name}", record)
-    report.text(
-        f"{s['n']} images grown from {record['config']['start']} towards their classes by "
-        f"{record['config']['norm']} gradient ascent on the log-probability "
-        f"(stepsize {record['config']['stepsize']:.4g}, smoothness "
-        f"{record['config']['smoothness']:g}, blur {record['config']['blur']:g}). "
-        f"{sum(e['success_png'] for e in record['images'])} of {s['n']} reached "
-        f"{result.threshold:.1%} confidence as saved PNGs, in {s['time_s']:.1f} s."
-    )
-    report.table(
-        ["class", "confidence (PNG)", "success", "steps", "file"],
-        [[e["name"], e["confidence_png"], e["success_png"], e["steps_used"], e["file"]]
-         for e in record["images"]],
-    )
-    report.figure(gallery.name, "Each image with the confidence the model gives its class, "
-                                "measured on the PNG read back.")
-    paths_report = report.write(out, stem=stem)
-    return DreamOutputs(report=paths_report, gallery=gallery, images=paths,
-                        confidence_png=[float(c) for c in conf_png], record=report.full_record())
+        name = model_name or model
+        clf = zoo.load(model)
+    else:
+        name, clf = model_name or "model", model
+    res = dream(clf, target, start=start, shape=shape, confidence=confidence, steps=steps,
+                stepsize=stepsize, norm=norm, smoothness=smoothness, blur=blur,
+                blur_every=blur_every, seed=seed, progress=progress)
+    return record(clf, res, model_name=name, stem=stem)
 
 
-def _gallery(x: torch.Tensor, result: DreamResult, conf: list[float], model_name: str) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = x.shape[0]
-    cols = min(n, 5)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.9 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i in range(n):
-        ax = axes.flat[i]
-        arr = x[i].permute(1, 2, 0).numpy()
-        if arr.shape[2] == 1:
-            ax.imshow(arr[:, :, 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        else:
-            ax.imshow(arr, interpolation="nearest")
-        ax.set_title(f"{result.target_names[i][:22]}\n{conf[i]:.2%} "
-                     f"({int(result.steps_used[i])} steps)", fontsize=9)
-    fig.suptitle(f"{model_name}: fooling images (confidence read back from PNG)", fontsize=10)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
+# At the end: the report module needs DreamResult only for its annotations.
+from hoodwink.studies.dream_report import (  # noqa: E402
+    DreamOutputs,
+    record,
+    report,
+    write_dream,
+)

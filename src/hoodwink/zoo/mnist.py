@@ -16,12 +16,13 @@ import importlib
 import importlib.resources
 import json
 import sys
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import torch
 from torch import nn
 
-from hoodwink.errors import ConfigError, InternalError, MissingDependencyError
+from hoodwink._validation import check_int
+from hoodwink.errors import InternalError, MissingDependencyError
 
 if TYPE_CHECKING:
     if sys.version_info >= (3, 11):
@@ -42,15 +43,38 @@ MnistModelName = Literal["mnist_cnn", "mnist_linear"]
 
 _METRICS_FILE = "mnist_metrics.json"
 
-
-def _check_num_classes(num_classes: object, owner: str) -> None:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ConfigError(
-            f"The 'num_classes' parameter of {owner} must be an int >= 2. Got {num_classes!r}."
-        )
+_Net = TypeVar("_Net", bound=nn.Module)
 
 
-class MnistCNN(nn.Module):
+class _MnistNet(nn.Module):
+    """What the MNIST networks share: a checked class count, and logits from
+    ``classifier(features(x))`` (subclasses build those two stages)."""
+
+    features: nn.Module
+    classifier: nn.Module
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.num_classes: int = check_int(type(self).__name__, "num_classes", num_classes, low=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Compute logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (N, 1, 28, 28)
+            Raw pixels in [0, 1].
+
+        Returns
+        -------
+        torch.Tensor of shape (N, num_classes)
+            Unnormalised logits.
+        """
+        out: torch.Tensor = self.classifier(self.features(x))
+        return out
+
+
+class MnistCNN(_MnistNet):
     """A small convolutional network for 28x28 grey-scale digits.
 
     conv 3x3 (32) → ReLU → max-pool 2 → conv 3x3 (64) → ReLU → max-pool 2 →
@@ -71,9 +95,7 @@ class MnistCNN(nn.Module):
     """
 
     def __init__(self, num_classes: int = 10) -> None:
-        super().__init__()
-        _check_num_classes(num_classes, "MnistCNN")
-        self.num_classes = num_classes
+        super().__init__(num_classes)
         self.features = nn.Sequential(
             nn.Conv2d(1, 32, kernel_size=3),
             nn.ReLU(),
@@ -86,27 +108,11 @@ class MnistCNN(nn.Module):
             nn.Flatten(),
             nn.Linear(64 * 5 * 5, 128),
             nn.ReLU(),
-            nn.Linear(128, num_classes),
+            nn.Linear(128, self.num_classes),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Compute logits.
 
-        Parameters
-        ----------
-        x : torch.Tensor of shape (N, 1, 28, 28)
-            Raw pixels in [0, 1].
-
-        Returns
-        -------
-        torch.Tensor of shape (N, num_classes)
-            Unnormalised logits.
-        """
-        out: torch.Tensor = self.classifier(self.features(x))
-        return out
-
-
-class MnistLinear(nn.Module):
+class MnistLinear(_MnistNet):
     """A softmax linear classifier (multinomial logistic regression) on 784 pixels.
 
     Flatten → linear (784 → ``num_classes``). Its logits are affine in the input,
@@ -126,30 +132,18 @@ class MnistLinear(nn.Module):
     """
 
     def __init__(self, num_classes: int = 10) -> None:
-        super().__init__()
-        _check_num_classes(num_classes, "MnistLinear")
-        self.num_classes = num_classes
+        super().__init__(num_classes)
+        # Its own layer names (not features/classifier): the bundled weights use them.
         self.flatten = nn.Flatten()
-        self.linear = nn.Linear(28 * 28, num_classes)
+        self.linear = nn.Linear(28 * 28, self.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Compute logits.
-
-        Parameters
-        ----------
-        x : torch.Tensor of shape (N, 1, 28, 28)
-            Raw pixels in [0, 1].
-
-        Returns
-        -------
-        torch.Tensor of shape (N, num_classes)
-            ``x.flatten(1) @ W.T + b``.
-        """
+        """Logits ``x.flatten(1) @ W.T + b``, (N, num_classes), of raw pixels x (N, 1, 28, 28)."""
         out: torch.Tensor = self.linear(self.flatten(x))
         return out
 
 
-class DeepMnistCNN(nn.Module):
+class DeepMnistCNN(_MnistNet):
     """A deeper, untrained convolutional network for 28x28 inputs, for benchmarks.
 
     ``depth`` 3x3 convolutions of ``width`` channels with ReLU, a 2x2 max-pool
@@ -172,17 +166,9 @@ class DeepMnistCNN(nn.Module):
     """
 
     def __init__(self, num_classes: int = 10, depth: int = 8, width: int = 64) -> None:
-        super().__init__()
-        _check_num_classes(num_classes, "DeepMnistCNN")
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 3:
-            raise ConfigError(
-                f"The 'depth' parameter of DeepMnistCNN must be an int >= 3. Got {depth!r}."
-            )
-        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-            raise ConfigError(
-                f"The 'width' parameter of DeepMnistCNN must be an int >= 1. Got {width!r}."
-            )
-        self.num_classes = num_classes
+        super().__init__(num_classes)
+        depth = check_int("DeepMnistCNN", "depth", depth, low=3)
+        width = check_int("DeepMnistCNN", "width", width, low=1)
         pool_after = {depth // 3 - 1, 2 * depth // 3 - 1}
         layers: list[nn.Module] = []
         in_channels = 1
@@ -193,24 +179,8 @@ class DeepMnistCNN(nn.Module):
             in_channels = width
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes)
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, self.num_classes)
         )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Compute logits.
-
-        Parameters
-        ----------
-        x : torch.Tensor of shape (N, 1, 28, 28)
-            Raw pixels in [0, 1].
-
-        Returns
-        -------
-        torch.Tensor of shape (N, num_classes)
-            Unnormalised logits.
-        """
-        out: torch.Tensor = self.classifier(self.features(x))
-        return out
 
 
 def _weights_dir() -> Traversable:
@@ -233,6 +203,12 @@ def _load_state(name: MnistModelName) -> dict[str, torch.Tensor]:
         )
     state: dict[str, torch.Tensor] = st.load(resource.read_bytes())
     return state
+
+
+def _pretrained(net: _Net, name: MnistModelName) -> _Net:
+    """``net`` with the bundled weights ``name`` loaded, in eval mode."""
+    net.load_state_dict(_load_state(name), strict=True)
+    return net.eval()
 
 
 def load_mnist_cnn() -> MnistCNN:
@@ -259,9 +235,7 @@ def load_mnist_cnn() -> MnistCNN:
     >>> net.training
     False
     """
-    net = MnistCNN(num_classes=10)
-    net.load_state_dict(_load_state("mnist_cnn"), strict=True)
-    return net.eval()
+    return _pretrained(MnistCNN(num_classes=10), "mnist_cnn")
 
 
 def load_mnist_linear() -> MnistLinear:
@@ -281,9 +255,7 @@ def load_mnist_linear() -> MnistLinear:
     MissingDependencyError
         If ``safetensors`` is not installed (``pip install 'hoodwink[mnist]'``).
     """
-    net = MnistLinear(num_classes=10)
-    net.load_state_dict(_load_state("mnist_linear"), strict=True)
-    return net.eval()
+    return _pretrained(MnistLinear(num_classes=10), "mnist_linear")
 
 
 def mnist_accuracy() -> dict[str, float]:

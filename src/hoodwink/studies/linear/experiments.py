@@ -19,6 +19,7 @@ import torch
 
 from hoodwink.attacks import FGSM, PGD
 from hoodwink.errors import ConfigError, InputError
+from hoodwink.reports import Report, ReportPaths
 from hoodwink.studies.linear.datasets import ImageData
 from hoodwink.studies.linear.fool import (
     Direction,
@@ -39,7 +40,6 @@ from hoodwink.studies.linear.study import DimensionStudy, RegularizationStudy
 from hoodwink.studies.linear.templates import plot_templates, roughness, template_images
 from hoodwink.studies.linear.toy import ToyResult
 from hoodwink.studies.linear.train import LinearModel, TrainingLog
-from hoodwink.reports import Report, ReportPaths
 
 __all__ = [
     "run_dimension",
@@ -304,8 +304,8 @@ def run_fool(
     rep.text(f"Image {index} of the validation set (class {model.name(y0)}) and a uniform-noise "
              f"image are pushed towards class {model.name(t0)} by adding alpha times the "
              "target's template d = w_t, or the difference d = w_t − w_y. The smallest "
-             "flipping alpha has a closed form (see hoodwink.studies.linear.fool); the measured value "
-             "comes from scanning alpha and bisecting on the model's predictions.")
+             "flipping alpha has a closed form (see hoodwink.studies.linear.fool); the "
+             "measured value comes from scanning alpha and bisecting on the model's predictions.")
     rep.table(
         ["start", "direction", "target", "α min (closed form)", "α min (measured)", "‖α d‖∞",
          "‖α d‖₂", f"α for p ≥ {confidence:g}"],

@@ -21,7 +21,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,8 @@ import torch
 from torch import nn
 
 from hoodwink.errors import ConfigError, InputError, MissingDependencyError, ShapeError
+from hoodwink.models.torch import TorchClassifier
+from hoodwink.progress import ProgressCallback
 from hoodwink.studies.linear.sanity import (
     LossKind,
     SanityFlag,
@@ -39,14 +41,10 @@ from hoodwink.studies.linear.sanity import (
     check_regularization_share,
     expected_initial_loss,
 )
-from hoodwink.models.torch import TorchClassifier
 
 __all__ = ["LinearModel", "ProgressCallback", "TrainingLog", "train_linear"]
 
 _log = logging.getLogger(__name__)
-
-#: ``progress(epoch, epochs, mean_loss)`` is called after every epoch.
-ProgressCallback = Callable[[int, int, float], None]
 
 _FORMAT = "hoodwink.linear_model/1"
 
@@ -416,7 +414,8 @@ def train_linear(
         Issue a :class:`~hoodwink.errors.SanityWarning` subclass for each flag
         (flags are recorded in the log either way).
     progress : callable, optional
-        ``progress(epoch, epochs, mean_loss)`` after every epoch.
+        ``progress(epoch, epochs, message)`` (:mod:`hoodwink.progress`) after every
+        epoch; the message gives the mean loss.
 
     Returns
     -------
@@ -546,7 +545,7 @@ def train_linear(
             _log.info("epoch %d/%d: loss %.4f (reg %.3g) train acc %.4f", epoch, epochs, dl,
                       rl, acc)
             if progress is not None:
-                progress(epoch, epochs, dl + rl)
+                progress(epoch, epochs, f"loss {dl + rl:.4g}")
     if log.epochs:
         last = log.epochs[-1]
         flag(check_regularization_share(last["reg_loss"], last["data_loss"],

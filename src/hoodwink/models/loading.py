@@ -1,0 +1,391 @@
+"""Load a model from a spec string: a zoo name, a factory, or a weights file.
+
+:func:`load_model` is what ``hoodwink attack --model`` calls. A spec is one of
+
+* a zoo name (``mnist-cnn``; see :func:`hoodwink.zoo.available`);
+* ``package.module:factory`` or ``path/to/file.py:factory``: the module is
+  imported and ``factory()`` called with no arguments. **This runs the named
+  code.** It may return a ``torch.nn.Module`` (wrapped in a
+  :class:`~hoodwink.TorchClassifier` with the given input domain) or a
+  hoodwink classifier (used as it is);
+* ``weights.safetensors`` with ``arch="package.module:Class"`` (or
+  ``file.py:Class``): ``Class()`` is built with no arguments and the weights
+  loaded with ``load_state_dict(strict=True)``;
+* a pickle (``.pt``, ``.pth``, ``.pkl``, ``.joblib``) holding a module or a
+  state dict, only with ``trust_pickle=True``: unpickling runs code stored in
+  the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hoodwink.errors import ConfigError, HoodwinkError, MissingDependencyError
+from hoodwink.models.base import Classifier
+from hoodwink.models.torch import Normalize, TorchClassifier
+
+__all__ = ["PICKLE_SUFFIXES", "load_model"]
+
+#: Weights files that need ``trust_pickle=True``.
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".joblib")
+
+_FORMS = (
+    "a zoo name (see `hoodwink models`), package.module:factory, path/to/file.py:factory, "
+    "or weights.safetensors with --arch package.module:Class"
+)
+
+
+def load_model(
+    spec: str,
+    *,
+    arch: str | None = None,
+    bounds: tuple[float, float] | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    levels: int | None = None,
+    trust_pickle: bool = False,
+    device: str | torch.device | None = None,
+) -> Classifier:
+    """Load a classifier from a zoo name, a factory, or a weights file.
+
+    Parameters
+    ----------
+    spec : str
+        ``"mnist-cnn"`` (a zoo name); ``"package.module:factory"`` or
+        ``"path/to/file.py:factory"`` (imports the module and calls
+        ``factory()``; **this executes that code**, so only name code you
+        trust); ``"weights.safetensors"`` together with ``arch``; or a pickle
+        (``.pt``, ``.pth``, ``.pkl``, ``.joblib``) with ``trust_pickle=True``.
+        A factory may return an ``nn.Module`` or a hoodwink classifier.
+        Modules are imported with the current directory on ``sys.path``.
+    arch : str, optional
+        ``"package.module:Class"`` or ``"file.py:Class"``: the network whose
+        ``Class()`` (no arguments) receives the weights of a ``.safetensors``
+        file or of a pickled state dict. Importing it runs that code.
+    bounds : (float, float), optional
+        Lower and upper bound of raw inputs; default (0, 1).
+    mean, std : sequence of float, optional
+        Normalisation applied inside the adapter
+        (:class:`~hoodwink.Normalize` on axis 1), so attacks work on raw
+        inputs. Give both or neither.
+    levels : int, optional
+        Quantisation levels between the bounds (256 for 8-bit images).
+    trust_pickle : bool, default False
+        Allow loading pickles, which execute code stored in the file.
+    device : str or torch.device, optional
+        Where to run.
+
+    Returns
+    -------
+    Classifier
+        A :class:`~hoodwink.TorchClassifier` in eval mode for modules and
+        weights; the factory's own object when it returns a classifier.
+
+    Raises
+    ------
+    ConfigError
+        An unknown name, a malformed spec, a module or attribute that cannot be
+        found, a factory that raises or returns something else than a module or
+        classifier, weights that do not match ``arch``, a pickle without
+        ``trust_pickle``, or a domain (``bounds``, ``mean``, ``std``,
+        ``levels``) given for a model that carries its own.
+    MissingDependencyError
+        safetensors (or joblib) is not installed.
+
+    Examples
+    --------
+    >>> clf = load_model("mnist-linear")
+    >>> clf.num_classes, clf.levels
+    (10, 256)
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"The model spec must be a non-empty string: {_FORMS}. Got {spec!r}.")
+    spec = spec.strip()
+    domain = {"bounds": bounds, "mean": mean, "std": std, "levels": levels}
+    from hoodwink import zoo
+
+    if spec.lower() in zoo.available():
+        _no_domain(domain, f"The zoo model {spec!r} carries its own input domain",
+                   "leave them out")
+        _no_arch(arch, spec)
+        return zoo.load(spec, device=device)
+    suffix = Path(spec).suffix.lower()
+    if suffix == ".safetensors":
+        if arch is None:
+            raise ConfigError(
+                f"{spec} holds only weights; give the network they belong to with --arch "
+                "package.module:Class or --arch file.py:Class (arch=...)."
+            )
+        module = _with_state_dict(arch, _read_safetensors(Path(spec)), spec)
+        return _wrap(module, domain, device)
+    if suffix in PICKLE_SUFFIXES:
+        obj = _read_pickle(Path(spec), trust_pickle)
+        if isinstance(obj, Mapping):
+            if arch is None:
+                raise ConfigError(
+                    f"{spec} holds a state dict (weights only); give the network with --arch "
+                    "package.module:Class (arch=...)."
+                )
+            return _wrap(_with_state_dict(arch, obj, spec), domain, device)
+        _no_arch(arch, spec)
+        return _classifier_or_module(obj, f"the object in {spec}", domain, device)
+    if ":" in spec:
+        _no_arch(arch, spec)
+        factory = _resolve(spec, "factory")
+        try:
+            obj = factory()
+        except HoodwinkError:
+            raise
+        except Exception as exc:  # the user's code can raise anything
+            raise ConfigError(
+                f"Calling the factory {spec}() raised {type(exc).__name__}: {exc}. A factory "
+                "is called with no arguments and returns an nn.Module or a hoodwink classifier."
+            ) from exc
+        return _classifier_or_module(obj, f"the factory {spec}()", domain, device)
+    if Path(spec).exists():
+        raise ConfigError(
+            f"Cannot load a model from {spec}: unknown file type {suffix or '(none)'!r}. Give "
+            f"{_FORMS}, or a pickle ({', '.join(PICKLE_SUFFIXES)}) with --trust-pickle."
+        )
+    raise ConfigError(
+        f"Unknown model {spec!r}. Give {_FORMS}. Zoo models: {', '.join(zoo.available())}."
+    )
+
+
+# ---------------------------------------------------------------------- helpers
+def _no_domain(domain: Mapping[str, Any], why: str, fix: str) -> None:
+    given = [k for k, v in domain.items() if v is not None]
+    if given:
+        raise ConfigError(
+            f"{why}, so {', '.join(given)} cannot be given ({fix}). Got "
+            + ", ".join(f"{k}={domain[k]!r}" for k in given) + "."
+        )
+
+
+def _no_arch(arch: str | None, spec: str) -> None:
+    if arch is not None:
+        raise ConfigError(
+            f"arch (--arch) names the network for a weights file (.safetensors or a pickled "
+            f"state dict); {spec!r} is not one. Leave --arch out. Got arch={arch!r}."
+        )
+
+
+def _wrap(module: nn.Module, domain: Mapping[str, Any],
+          device: str | torch.device | None) -> TorchClassifier:
+    mean, std = domain["mean"], domain["std"]
+    if (mean is None) != (std is None):
+        raise ConfigError(
+            "mean and std (--mean, --std) normalise inputs inside the adapter and go together; "
+            f"give both or neither. Got mean={mean!r}, std={std!r}."
+        )
+    pre = Normalize(list(mean), list(std)) if mean is not None and std is not None else None
+    bounds = domain["bounds"] if domain["bounds"] is not None else (0.0, 1.0)
+    module.eval()
+    return TorchClassifier(module, bounds=bounds, preprocessing=pre, levels=domain["levels"],
+                           device=device)
+
+
+def _is_classifier(obj: Any) -> bool:
+    # Looked up statically: evaluating num_classes may run the model.
+    needed = ("capabilities", "num_classes", "bounds", "levels", "predict")
+    for attr in needed:
+        try:
+            inspect.getattr_static(obj, attr)
+        except AttributeError:
+            return False
+    return not isinstance(obj, nn.Module)
+
+
+def _classifier_or_module(obj: Any, what: str, domain: Mapping[str, Any],
+                          device: str | torch.device | None) -> Classifier:
+    if isinstance(obj, nn.Module):
+        return _wrap(obj, domain, device)
+    if _is_classifier(obj):
+        _no_domain(domain, f"{what} returned a ready {type(obj).__name__}, which carries its "
+                   "own input domain", "set them in the factory instead")
+        if device is not None:
+            raise ConfigError(
+                f"{what} returned a ready {type(obj).__name__}; choose its device in the "
+                f"factory. Got device={device!r}."
+            )
+        result: Classifier = obj
+        return result
+    raise ConfigError(
+        f"{what} returned a {type(obj).__name__}; it must return a torch.nn.Module or a "
+        "hoodwink classifier (e.g. hoodwink.TorchClassifier(net, bounds=(0, 1)))."
+    )
+
+
+@contextlib.contextmanager
+def _on_path(folder: str) -> Iterator[None]:
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+
+
+def _resolve(spec: str, kind: str) -> Callable[[], Any]:
+    """Import ``module:name`` or ``file.py:name`` and return the attribute."""
+    where, sep, name = spec.rpartition(":")
+    if not sep or not where or not name.isidentifier():
+        raise ConfigError(
+            f"A {kind} is written package.module:{kind} or path/to/file.py:{kind}; "
+            f"{spec!r} does not have that form."
+        )
+    if where.endswith(".py") or os.sep in where or "/" in where:
+        module = _import_file(Path(where), spec)
+        folder = str(Path(where).resolve().parent)
+    else:
+        folder = os.getcwd()
+        try:
+            with _on_path(folder):
+                module = importlib.import_module(where)
+        except ModuleNotFoundError as exc:
+            raise ConfigError(
+                f"Cannot import {where!r} for {spec!r}: {exc}. Run from the folder that holds "
+                "the package, install it, or give a file instead: path/to/file.py:"
+                f"{name}."
+            ) from exc
+        except Exception as exc:  # the module's own code can raise anything
+            raise ConfigError(
+                f"Importing {where!r} for {spec!r} raised {type(exc).__name__}: {exc}."
+            ) from exc
+    if not hasattr(module, name):
+        public = sorted(k for k in vars(module) if not k.startswith("_")
+                        and callable(getattr(module, k)))
+        raise ConfigError(
+            f"{where} has no attribute {name!r} (from {spec!r}). Callables it defines: "
+            f"{', '.join(public[:10]) or 'none'}."
+        )
+    attr = getattr(module, name)
+    if not callable(attr):
+        raise ConfigError(
+            f"{spec} is a {type(attr).__name__}, not a {kind}; name a function or class."
+        )
+
+    def call() -> Any:
+        with _on_path(folder):
+            return attr()
+
+    return call
+
+
+def _import_file(path: Path, spec: str) -> Any:
+    if not path.is_file():
+        raise ConfigError(f"No Python file at {path} (from {spec!r}).")
+    name = f"_hoodwink_user_{abs(hash(str(path.resolve())))}"
+    mod_spec = importlib.util.spec_from_file_location(name, path)
+    if mod_spec is None or mod_spec.loader is None:
+        raise ConfigError(f"Cannot import {path} (from {spec!r}): not a Python module.")
+    module = importlib.util.module_from_spec(mod_spec)
+    sys.modules[name] = module  # dataclasses and pickling look modules up here
+    try:
+        with _on_path(str(path.resolve().parent)):
+            mod_spec.loader.exec_module(module)
+    except Exception as exc:  # the file's own code can raise anything
+        sys.modules.pop(name, None)
+        raise ConfigError(
+            f"Importing {path} (from {spec!r}) raised {type(exc).__name__}: {exc}."
+        ) from exc
+    return module
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise ConfigError(f"No weights file at {path}.")
+    try:
+        from safetensors.torch import load_file
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "Reading .safetensors weights needs safetensors. Install it with: "
+            "pip install 'hoodwink[mnist]' (or pip install safetensors)"
+        ) from exc
+    try:
+        state: dict[str, torch.Tensor] = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types
+        raise ConfigError(f"{path} is not a readable .safetensors file: {exc}") from exc
+    return state
+
+
+def _read_pickle(path: Path, trust_pickle: bool) -> Any:
+    if not path.is_file():
+        raise ConfigError(f"No model file at {path}.")
+    if not trust_pickle:
+        raise ConfigError(
+            f"{path} is a pickle, and loading a pickle executes code stored in it. If you trust "
+            "the file, pass --trust-pickle (trust_pickle=True); better, convert it to "
+            "safetensors (safetensors.torch.save_file(net.state_dict(), 'weights.safetensors')) "
+            "and load it with --arch."
+        )
+    try:
+        if path.suffix.lower() == ".joblib":
+            try:
+                import joblib  # type: ignore[import-untyped, import-not-found, unused-ignore]
+            except ImportError as exc:
+                raise MissingDependencyError(
+                    "Reading .joblib files needs joblib: pip install joblib"
+                ) from exc
+            return joblib.load(path)
+        with _on_path(os.getcwd()):
+            return torch.load(path, map_location="cpu", weights_only=False)
+    except HoodwinkError:
+        raise
+    except Exception as exc:  # unpickling can raise anything
+        raise ConfigError(f"Cannot unpickle {path}: {type(exc).__name__}: {exc}") from exc
+
+
+def _with_state_dict(arch: str, state: Mapping[str, Any], source: str) -> nn.Module:
+    build = _resolve(arch, "Class")
+    try:
+        module = build()
+    except HoodwinkError:
+        raise
+    except Exception as exc:  # the user's code can raise anything
+        raise ConfigError(
+            f"Building {arch}() raised {type(exc).__name__}: {exc}. The --arch class is built "
+            "with no arguments; give a factory with defaults if it needs some."
+        ) from exc
+    if not isinstance(module, nn.Module):
+        raise ConfigError(
+            f"{arch}() returned a {type(module).__name__}; --arch must name a torch.nn.Module "
+            "class (or a function returning one)."
+        )
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:4])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:4])})")
+        raise ConfigError(
+            f"The weights in {source} do not fit {arch}: keys {'; '.join(parts)}. Check that "
+            "--arch names the network the weights were saved from (a 'module.' prefix comes "
+            "from saving a DataParallel model)."
+        )
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+             if isinstance(state[k], torch.Tensor) and state[k].shape != v.shape]
+    if wrong:
+        raise ConfigError(
+            f"The weights in {source} do not fit {arch}: {len(wrong)} tensor(s) have another "
+            f"shape (file vs network), e.g. {'; '.join(wrong[:3])}."
+        )
+    try:
+        module.load_state_dict(dict(state), strict=True)
+    except RuntimeError as exc:
+        raise ConfigError(f"Loading {source} into {arch} failed: {exc}") from exc
+    return module

@@ -1,0 +1,82 @@
+"""The study contract: ``run`` returns data only, ``report`` needs nothing but the record.
+
+For each study on tiny settings: the record survives a JSON round trip
+exactly, and the report drawn from the record read back gives the same
+Markdown and the same figure names as the report drawn from the original.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hoodwink.studies import background, dream, transfer
+
+
+def _transfer() -> dict[str, Any]:
+    return transfer.run("mnist-cnn", ["mnist-linear"], n=12, eps=[0.1], steps=2, seed=0)
+
+
+def _dream() -> dict[str, Any]:
+    return dream.run("mnist-cnn", [3, 7], steps=40, stepsize=2 / 255, confidence=0.9)
+
+
+def _background() -> dict[str, Any]:
+    return background.run(rounds=1, fooling_per_round=4, train_size=200, test_size=50,
+                          epochs=1, epochs_per_round=1, steps=20, batch_size=32)
+
+
+STUDIES: dict[str, tuple[Callable[[], dict[str, Any]], Any]] = {
+    "transfer": (_transfer, transfer),
+    "dream": (_dream, dream),
+    "background": (_background, background),
+}
+
+
+def _plain(v: Any) -> bool:
+    if isinstance(v, dict):
+        return all(isinstance(k, str) and _plain(x) for k, x in v.items())
+    if isinstance(v, list):
+        return all(_plain(x) for x in v)
+    return v is None or isinstance(v, str | int | float | bool)
+
+
+@pytest.mark.parametrize("name", list(STUDIES))
+def test_run_record_round_trips_and_report_needs_only_it(name: str, tmp_path: Path) -> None:
+    make, module = STUDIES[name]
+    record = make()
+    assert _plain(record)
+    back = json.loads(json.dumps(record))
+    assert back == record
+    first = module.report(record)
+    again = module.report(back)
+    assert again.markdown() == first.markdown()
+    assert set(again.figures) == set(first.figures) and first.figures
+    assert all(png[:8] == b"\x89PNG\r\n\x1a\n" for png in first.figures.values())
+    # Written, read back and rendered once more: the saved JSON is enough on its own.
+    paths = first.write(tmp_path / name, stem=name)
+    saved = json.loads(paths.json.read_text(encoding="utf-8"))
+    assert module.report(saved).markdown() == first.markdown()
+    assert paths.markdown.read_text(encoding="utf-8") == first.markdown()
+    for fig in first.figures:
+        assert (paths.folder / fig).is_file()
+
+
+def test_dream_record_holds_the_judged_png() -> None:
+    """The PNGs in the record are the files the confidences were measured on."""
+    from hoodwink import zoo
+    from hoodwink.imaging import decode_png
+    from hoodwink.studies._record import from_b64
+
+    record = _dream()
+    model = zoo.load("mnist-cnn")
+    for e in record["images"]:
+        x = decode_png(from_b64(e["png"]), "L")
+        p = float(model.probabilities(x)[0, e["target"]])
+        assert p == pytest.approx(e["confidence_png"], abs=1e-6)
+    rendered = dream.report(record)
+    assert all(rendered.figures[e["file"]] == from_b64(e["png"]) for e in record["images"])
