@@ -9,7 +9,14 @@ __version__ = "0.1.0"
 
 from hoodwink import errors, zoo  # noqa: E402
 from hoodwink.attacks import FGSM, PGD, Attack, AttackResult, Curve, ResultTable  # noqa: E402
-from hoodwink.models import Capabilities, Classifier, Normalize, TorchClassifier  # noqa: E402
+from hoodwink.data import Dataset, load_dataset  # noqa: E402
+from hoodwink.models import (  # noqa: E402
+    Capabilities,
+    Classifier,
+    Normalize,
+    TorchClassifier,
+    load_model,
+)
 
 __all__ = [
     "Attack",
@@ -17,6 +24,7 @@ __all__ = [
     "Capabilities",
     "Classifier",
     "Curve",
+    "Dataset",
     "FGSM",
     "Normalize",
     "PGD",
@@ -24,5 +32,7 @@ __all__ = [
     "TorchClassifier",
     "__version__",
     "errors",
+    "load_dataset",
+    "load_model",
     "zoo",
 ]

@@ -11,6 +11,7 @@ from typing import Literal
 import torch
 
 __all__ = [
+    "GridSnap",
     "NormName",
     "clip_to_bounds",
     "norms",
@@ -177,6 +178,61 @@ def quantize(
     # lower + (k * span) / (levels - 1): computed this way k/255 is bit-identical to
     # what reading an 8-bit file back gives, so a PNG round trip changes nothing.
     return lower + (kk * span) / (levels - 1)
+
+
+class GridSnap:
+    """:func:`quantize` around a fixed ``x``, with the parts that depend only on ``x`` done once.
+
+    ``GridSnap(x, eps, norm, lower, upper, levels)(x_adv)`` equals
+    ``quantize(x, x_adv, eps, norm, lower, upper, levels)`` bit for bit. Attacks
+    snap every iterate around the same ``x``; for L∞ this halves the work per
+    call (9 elementwise ops instead of 17). :meth:`subset` follows the attack's
+    active samples.
+    """
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        eps: float,
+        norm: NormName,
+        lower: torch.Tensor,
+        upper: torch.Tensor,
+        levels: int,
+        *,
+        _state: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    ) -> None:
+        self.x, self.eps, self.norm = x, eps, norm
+        self.lower, self.upper, self.levels = lower, upper, levels
+        self.span = upper - lower
+        self.step = self.span / (levels - 1)
+        if norm != "linf":
+            return
+        if _state is not None:
+            self.k_x, self.k_lo, self.k_hi = _state
+            return
+        # As in quantize: k = clamp(round(offset), -kmax, kmax), then k_x + k clamped to
+        # [0, levels - 1]. For whole numbers that equals clamping k to
+        # [max(-kmax, -k_x), min(kmax, levels - 1 - k_x)], computed here once.
+        self.k_x = torch.round((x - lower) / self.step)
+        e = torch.as_tensor(eps, dtype=x.dtype, device=x.device)
+        kmax = torch.floor(e / self.step + 1e-6)
+        self.k_lo = torch.maximum(-kmax, -self.k_x)
+        self.k_hi = torch.minimum(kmax, (levels - 1) - self.k_x)
+
+    def subset(self, keep: torch.Tensor) -> GridSnap:
+        """The same snap for the samples ``keep`` (a mask or index) of ``x``."""
+        state = (self.k_x[keep], self.k_lo[keep], self.k_hi[keep]) if self.norm == "linf" \
+            else None
+        return GridSnap(self.x[keep], self.eps, self.norm, self.lower, self.upper, self.levels,
+                        _state=state)
+
+    def __call__(self, x_adv: torch.Tensor) -> torch.Tensor:
+        if self.norm != "linf":
+            return quantize(self.x, x_adv, self.eps, self.norm, self.lower, self.upper,
+                            self.levels)
+        k = torch.clamp(torch.round((x_adv - self.lower) / self.step - self.k_x),
+                        self.k_lo, self.k_hi)
+        return self.lower + ((self.k_x + k) * self.span) / (self.levels - 1)
 
 
 def on_grid(x: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, levels: int) -> bool:

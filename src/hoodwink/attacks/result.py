@@ -247,12 +247,18 @@ class AttackResult:
         return _fraction(self.clean_correct)
 
     def median_norm_successful(self) -> float | None:
-        """Median perturbation norm over successful samples; None when none succeeded.
+        """Median perturbation norm over the samples the attack fooled; None if none.
 
-        The value is in the dtype of ``perturbation_norm`` (usually float32),
-        returned as the shortest decimal that reads back to it.
+        Untargeted with labels, only samples classified correctly before the
+        attack count (those already wrong are successes with a zero
+        perturbation and would drag the median down); otherwise every
+        successful sample counts. The value is in the dtype of
+        ``perturbation_norm`` (usually float32), returned as the shortest
+        decimal that reads back to it.
         """
         succ = self.success
+        if self.target is None and self.y is not None:
+            succ = succ & self.clean_correct
         if not bool(succ.any()):
             return None
         value: float | None = to_jsonable(self.perturbation_norm[succ].median())

@@ -123,6 +123,7 @@ def attack_cmd(
     """Attack a model on labelled data and summarise the result."""
 
     def go() -> None:
+        from hoodwink import zoo
         from hoodwink.errors import ConfigError
 
         budgets = [parse_eps(e) for e in eps.split(",") if e.strip()]
@@ -135,8 +136,6 @@ def attack_cmd(
                 f"--out is a folder (it receives result.json and more); got the file name "
                 f"{out}. Give a folder, e.g. --out {out.with_suffix('')}."
             )
-        from hoodwink import zoo
-
         if model.strip().lower() in zoo.available():
             _data_spec(model, data)  # a missing --data fails before an ImageNet model loads
         clf = _load_model(model, arch=arch, bounds=bounds, mean=mean, std=std, levels=levels,
@@ -224,12 +223,19 @@ def _data_spec(model: str, data: str | None) -> str:
 
 def _load_data(data: str, clf: Classifier, *, trust_pickle: bool) -> Dataset:
     from hoodwink.data.files import load_dataset
+    from hoodwink.errors import InputError
 
     ds = load_dataset(data, trust_pickle=trust_pickle)
     _probe(clf, ds)
     names = getattr(clf, "class_names", None)
     if names and ds.class_names is not None and tuple(ds.class_names) != tuple(names):
         ds = ds.relabel(tuple(names))
+    top = int(ds.y.max())
+    if top >= clf.num_classes:
+        raise InputError(
+            f"The labels of {ds.source} go up to {top}, but the model has {clf.num_classes} "
+            f"classes (0..{clf.num_classes - 1}). Check that --data belongs to --model."
+        )
     return ds
 
 
@@ -298,9 +304,17 @@ def _make_attack(name: str, *, norm: str, steps: int, stepsize: str | None, rest
 
 
 def _with_progress(fn: Any, cb: Any, **kwargs: Any) -> Any:
+    from hoodwink.errors import OutOfBoundsError
+
     if "progress" in inspect.signature(fn).parameters:
         kwargs["progress"] = cb
-    return fn(**kwargs)
+    try:
+        return fn(**kwargs)
+    except OutOfBoundsError as exc:
+        raise OutOfBoundsError(
+            f"{exc} From the shell: --bounds lo,hi sets the model's input range, and "
+            "--mean/--std normalise inside the model."
+        ) from exc
 
 
 def _single(a: Attack, clf: Classifier, x: Any, y: Any, t: int | None, e: float, label: str,
@@ -333,10 +347,9 @@ def _sweep(a: Attack, clf: Classifier, x: Any, y: Any, t: int | None, budgets: l
     if as_json:
         figures: dict[str, Any] = {
             "attack": repr(a), "norm": a.norm, "eps": budgets,
+            "robust_accuracy": curve.robust_accuracy(),
             "success_rate": [_finite(v) for v in curve.success_rate()],
         }
-        if y is not None:
-            figures["robust_accuracy"] = curve.robust_accuracy()
         typer.echo(json.dumps(figures | run | {"record": str(json_path), "plot": str(png)},
                               indent=2))
         return

@@ -20,14 +20,12 @@ the previous round's fooling images the retrained network now rejects.
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import statistics
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -37,8 +35,9 @@ from hoodwink._validation import check_int
 from hoodwink.errors import ConfigError
 from hoodwink.models.torch import TorchClassifier
 from hoodwink.progress import ProgressCallback, as_callback
-from hoodwink.reports import Report, ReportPaths
-from hoodwink.studies._record import Rendered, check_record
+from hoodwink.reports import Report
+from hoodwink.studies._record import check_record
+from hoodwink.studies.background_report import page, report, write_background_report
 from hoodwink.studies.dream import NGUYEN_CONFIDENCE, DreamResult, dream
 
 __all__ = [
@@ -166,34 +165,7 @@ class BackgroundStudy:
 
     def report(self, figure: str | None = None) -> Report:
         """A :class:`~hoodwink.reports.Report` of the study (figure path relative to it)."""
-        rep = Report("defence.background", "Background-class defence against fooling images",
-                     self.to_dict())
-        c = self.config
-        rep.text(
-            f"MnistCNN with 11 outputs (10 digits + background), trained on "
-            f"{c['train_size']} MNIST digits for {c['epochs']} epochs; then {c['rounds']} "
-            f"rounds of: grow {c['fooling_per_round']} fooling images from noise "
-            f"(dream: ≤ {c['steps']} steps of {c['stepsize'] * 255:.3g}/255, stop at "
-            f"{c['confidence']:.1%}), add them to the background class, "
-            + ("fine-tune for " if c["retrain"] == "finetune" else "retrain from scratch for ")
-            + f"{c['epochs_per_round'] if c['retrain'] == 'finetune' else c['epochs']} epochs. "
-            f"Clean accuracy on {c['test_size']} held-out digits. Seed {self.seed}; "
-            f"{self.time_s:.0f} s."
-        )
-        rep.heading("Per round")
-        rep.table(
-            ["round", "background imgs", "clean acc", "prev. fooling rejected",
-             "mean conf", f"≥ {c['confidence']:g}", "≥ 0.99", "steps mean", "steps median"],
-            [[r.round, r.background_size, r.clean_accuracy,
-              "–" if r.previous_rejected is None else r.previous_rejected,
-              r.confidence_mean, r.reached_threshold, r.reached_099, r.steps_mean,
-              r.steps_median] for r in self.rounds],
-        )
-        if figure is not None:
-            rep.figure(figure, "Clean accuracy, fooling success and steps needed, per round.")
-        rep.heading("What it shows")
-        rep.text(self.verdict)
-        return rep
+        return page(self, figure)
 
 
 # ---------------------------------------------------------------------------- training
@@ -515,83 +487,3 @@ def run(*, progress: ProgressCallback | None = None, **params: Any) -> dict[str,
     """
     study = background_class_study(progress=progress, **params)
     return check_record(study.to_dict(), "background.run")
-
-
-def report(record: Mapping[str, Any], *, stem: str = "background") -> Rendered:
-    """The figure and the page of a background-class record, from the record alone.
-
-    Parameters
-    ----------
-    record : dict
-        From :func:`run`, :meth:`BackgroundStudy.to_dict` or the JSON read back.
-    stem : str
-        Name of the figure, ``<stem>.png``.
-    """
-    study = BackgroundStudy.from_dict(record)
-    fig_name = f"{stem}.png"
-    return Rendered(study.report(fig_name), {fig_name: _figure(study)})
-
-
-def write_background_report(
-    study: BackgroundStudy, folder: str | Path, *, stem: str = "background"
-) -> ReportPaths:
-    """Write the figure ``<stem>.png`` and the report ``<stem>.json/.md/.html``.
-
-    Parameters
-    ----------
-    study : BackgroundStudy
-    folder : path
-        Created if missing.
-    stem : str
-
-    Returns
-    -------
-    ReportPaths
-    """
-    return report(study.to_dict(), stem=stem).write(folder, stem=stem)
-
-
-def _figure(study: BackgroundStudy) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rs = study.rounds
-    xs = [r.round for r in rs]
-    thr = study.config["confidence"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    ax = axes[0]
-    ax.plot(xs, [r.clean_accuracy for r in rs], "o-", label="clean test accuracy")
-    ax.plot(xs, [r.noise_as_background for r in rs], "s--", label="noise → background")
-    ax.set_ylim(0, 1.02)
-    ax.set_title("clean digits and noise")
-    ax.legend(fontsize=8, loc="lower right")
-    ax = axes[1]
-    ax.plot(xs, [r.reached_threshold for r in rs], "o-", label=f"reach ≥ {thr:g}")
-    ax.plot(xs, [r.reached_099 for r in rs], "^-", label="reach ≥ 0.99")
-    ax.plot(xs, [r.confidence_mean for r in rs], "x:", label="mean confidence")
-    ax.plot(xs, [r.start_confidence_mean for r in rs], "d:", label="noise start's confidence")
-    prev = [(r.round, r.previous_rejected) for r in rs if r.previous_rejected is not None]
-    if prev:
-        ax.plot([p[0] for p in prev], [p[1] for p in prev], "s--",
-                label="prev. round's fooling → background")
-    ax.set_ylim(0, 1.02)
-    ax.set_title("new fooling images")
-    ax.legend(fontsize=8, loc="lower right")
-    ax = axes[2]
-    ax.plot(xs, [r.steps_mean for r in rs], "o-", label=f"mean steps to {thr:g}")
-    ax.plot(xs, [r.steps_median for r in rs], "^-", label=f"median steps to {thr:g}")
-    ax.axhline(study.config["steps"], color="grey", lw=0.8, ls="--", label="step budget")
-    ax.set_ylim(bottom=0)
-    ax.set_title("gradient steps needed")
-    ax.legend(fontsize=8)
-    for ax in axes:
-        ax.set_xlabel("round (background images added before it)")
-        ax.set_xticks(xs)
-    fig.suptitle("Background-class defence on MnistCNN (11 classes)", fontsize=10)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()

@@ -26,28 +26,39 @@ through :class:`~hoodwink.reports.Report`, re-reading every PNG and scoring
 what was actually written.
 """
 
+
 from __future__ import annotations
 
 import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import torch
 import torch.nn.functional as F
 
 from hoodwink._validation import check_choice, check_int, check_real
 from hoodwink.attacks._norms import clip_to_bounds, on_grid, steepest_step
-from hoodwink.errors import ConfigError, InternalError, OutOfBoundsError, ShapeError
+from hoodwink.errors import ConfigError, InternalError
 from hoodwink.models.torch import TorchClassifier
 from hoodwink.progress import ProgressCallback, as_callback
+from hoodwink.studies._dream_core import (
+    DreamResult,
+    default_shape,
+    resolve_classes,
+    start_images,
+)
+from hoodwink.studies.dream_report import DreamOutputs, record, report, write_dream
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "NGUYEN_CONFIDENCE",
     "DreamOutputs",
+    "DreamParams",
     "DreamResult",
     "default_shape",
     "dream",
@@ -58,6 +69,7 @@ __all__ = [
     "write_dream",
 ]
 
+
 _log = logging.getLogger(__name__)
 
 #: The confidence Nguyen et al. (2015) report for their fooling images.
@@ -67,126 +79,7 @@ DreamNorm = Literal["linf", "l2"]
 _NORMS: tuple[DreamNorm, ...] = ("linf", "l2")
 
 
-@dataclass(frozen=True)
-class DreamResult:
-    """Images grown from noise (or a start image) towards target classes.
-
-    Attributes
-    ----------
-    x : torch.Tensor, shape (N, C, H, W)
-        The images, within the model bounds and, when the model has
-        ``levels``, on its quantisation grid. For an image that reached the
-        confidence this is the first iterate that did; otherwise the most
-        confident iterate seen.
-    target : torch.Tensor, shape (N,), int64
-        The class each image was grown towards.
-    confidence : torch.Tensor, shape (N,)
-        Softmax probability of ``target`` for ``x``, from a fresh forward pass
-        on the returned (snapped) images.
-    predicted : torch.Tensor, shape (N,), int64
-        The model's top class for ``x``.
-    steps_used : torch.Tensor, shape (N,), int64
-        Gradient steps taken before the image reached the confidence; ``steps``
-        for images that never did.
-    success : torch.Tensor, shape (N,), bool
-        ``confidence >= threshold`` and ``predicted == target``.
-    history : torch.Tensor, shape (N, steps + 1)
-        Target probability of the (snapped) iterate before step ``t``, for
-        ``t = 0 .. steps``; NaN after the image stopped.
-    threshold : float
-        The confidence asked for.
-    target_names : tuple of str
-        Class names of ``target`` (the index as text when the model has none).
-    config : dict
-        Every parameter of the call (not the model), for reports.
-    seed : int
-    time_s : float
-        Wall-clock time of the call.
-    """
-
-    x: torch.Tensor
-    target: torch.Tensor
-    confidence: torch.Tensor
-    predicted: torch.Tensor
-    steps_used: torch.Tensor
-    success: torch.Tensor
-    history: torch.Tensor
-    threshold: float
-    target_names: tuple[str, ...]
-    config: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    time_s: float = 0.0
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
-
-    @property
-    def success_rate(self) -> float:
-        """Fraction of images that reached the confidence threshold."""
-        return float(self.success.float().mean()) if len(self) else float("nan")
-
-    def steps_to(self, level: float) -> torch.Tensor:
-        """Steps each image needed to reach target probability ``level``.
-
-        Parameters
-        ----------
-        level : float
-            A probability in (0, 1). Levels above ``threshold`` are only known
-            for images that overshot it on the step they stopped.
-
-        Returns
-        -------
-        torch.Tensor, shape (N,), int64
-            The first step ``t`` at which the history reached ``level``, or -1
-            where it never did within the run.
-        """
-        hit = torch.nan_to_num(self.history, nan=-1.0) >= level
-        first = hit.float().argmax(dim=1)
-        return torch.where(hit.any(dim=1), first, torch.full_like(first, -1)).long()
-
-    def summary(self) -> dict[str, Any]:
-        """Aggregate figures: success rate, steps (mean/median/max), confidence range."""
-        steps = self.steps_used.double()
-        ok = self.success
-        return {
-            "n": len(self),
-            "threshold": self.threshold,
-            "success_rate": self.success_rate,
-            "steps_mean": float(steps.mean()) if len(self) else None,
-            "steps_median": float(steps.median()) if len(self) else None,
-            "steps_max": int(self.steps_used.max()) if len(self) else None,
-            "steps_mean_successful": float(steps[ok].mean()) if bool(ok.any()) else None,
-            "confidence_min": float(self.confidence.min()) if len(self) else None,
-            "confidence_mean": float(self.confidence.mean()) if len(self) else None,
-            "time_s": self.time_s,
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready record without the pixels (per image: class, confidence, steps)."""
-        images = [
-            {
-                "target": int(t),
-                "name": name,
-                "confidence": float(c),
-                "predicted": int(p),
-                "steps_used": int(s),
-                "success": bool(ok),
-            }
-            for t, name, c, p, s, ok in zip(
-                self.target.tolist(), self.target_names, self.confidence.tolist(),
-                self.predicted.tolist(), self.steps_used.tolist(), self.success.tolist(),
-                strict=True,
-            )
-        ]
-        return {
-            "config": dict(self.config),
-            "seed": self.seed,
-            "summary": self.summary(),
-            "images": images,
-        }
-
-
-# ---------------------------------------------------------------------------- helpers
+# ---------------------------------------------------------------------------- regularisers
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
@@ -250,161 +143,6 @@ def _snap(x: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, levels: int
     k = torch.round((x - lower) / span * (levels - 1)).clamp(0, levels - 1)
     # (k * span) / (levels - 1), not k * step: bit-identical to an 8-bit file read back.
     return lower + (k * span) / (levels - 1)
-
-
-def default_shape(model: TorchClassifier) -> tuple[int, int, int]:
-    """The (C, H, W) a noise start gets when ``shape`` is not given.
-
-    Parameters
-    ----------
-    model : TorchClassifier
-
-    Returns
-    -------
-    tuple of int
-        The model's declared ``input_shape`` when it has one of rank 3;
-        ``(3, r, r)`` for a model whose preprocessing has a ``resolution``
-        (the zoo's ImageNet models: their native size); ``(1, 28, 28)`` for the
-        bundled MNIST networks; the shape of per-feature bounds of rank 3.
-
-    Raises
-    ------
-    ConfigError
-        The shape cannot be inferred; pass ``shape=(C, H, W)``.
-    """
-    declared = getattr(model, "input_shape", None)
-    if declared is not None and len(declared) == 3:
-        c, h, w = (int(d) for d in declared)
-        return (c, h, w)
-    res = getattr(model.preprocessing, "resolution", None)
-    if isinstance(res, int) and res > 0:
-        return (3, res, res)
-    from hoodwink.zoo.mnist import DeepMnistCNN, MnistCNN, MnistLinear
-
-    if isinstance(model.module, MnistCNN | MnistLinear | DeepMnistCNN):
-        return (1, 28, 28)
-    lower, _ = model.bounds
-    if lower.ndim == 3:
-        c, h, w = (int(s) for s in lower.shape)
-        return (c, h, w)
-    raise ConfigError(
-        f"Cannot infer the input shape of {model!r}. Pass shape=(C, H, W) to dream(), "
-        "e.g. shape=(3, 224, 224), or give a start image."
-    )
-
-
-def resolve_classes(
-    model: TorchClassifier, target: int | str | Sequence[int | str] | torch.Tensor
-) -> list[int]:
-    """Class indices from indices and/or class names of ``model``.
-
-    Parameters
-    ----------
-    model : TorchClassifier
-    target : int, str, sequence of int or str, or 1-D tensor
-        Indices, or names matched case-insensitively against
-        ``model.class_names`` (for the 1000-class ImageNet models, also with
-        the fuzzy suggestions of :func:`hoodwink.zoo.imagenet.resolve_class`).
-
-    Returns
-    -------
-    list of int
-
-    Raises
-    ------
-    ConfigError
-        An index is out of range, a name is unknown, or the list is empty.
-    """
-    if isinstance(target, torch.Tensor):
-        if target.ndim > 1 or target.is_floating_point() or target.is_complex():
-            raise ConfigError(
-                f"The 'target' parameter of dream must be a 1-D integer tensor of class "
-                f"indices. Got dtype {target.dtype}, shape {tuple(target.shape)}."
-            )
-        items: list[int | str] = [int(v) for v in target.reshape(-1).tolist()]
-    elif isinstance(target, int | str):
-        items = [target]
-    else:
-        items = list(target)
-    if not items:
-        raise ConfigError("The 'target' parameter of dream is empty; give at least one class.")
-    names = model.class_names
-    try:
-        c = model.num_classes
-    except ConfigError:
-        c = None
-    out: list[int] = []
-    for item in items:
-        if isinstance(item, bool) or not isinstance(item, int | str):
-            raise ConfigError(
-                f"The 'target' parameter of dream takes class indices or names. Got {item!r}."
-            )
-        if isinstance(item, str) and names is not None and len(names) == 1000:
-            from hoodwink.zoo.imagenet import resolve_class
-
-            out.append(resolve_class(item))
-            continue
-        if isinstance(item, str):
-            s = item.strip()
-            lowered = [n.lower() for n in names] if names is not None else []
-            if s.lower() in lowered:
-                out.append(lowered.index(s.lower()))
-                continue
-            if not s.lstrip("-").isdigit():
-                known = f"the model's classes are {', '.join(names)}" if names else \
-                    "this model has no class names; give an index"
-                raise ConfigError(f"Unknown class {item!r} in 'target'; {known}.")
-            item = int(s)
-        if c is not None and not 0 <= item < c:
-            raise ConfigError(
-                f"The 'target' parameter of dream has class {item}, outside the model's "
-                f"classes 0..{c - 1}."
-            )
-        out.append(item)
-    return out
-
-
-def _start_images(
-    model: TorchClassifier,
-    start: torch.Tensor | str | Path | None,
-    shape: tuple[int, int, int] | None,
-    n: int,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    lower, upper = (b.cpu() for b in model.bounds)
-    if start is None:
-        c, h, w = shape if shape is not None else default_shape(model)
-        if min(c, h, w) < 1:
-            raise ConfigError(f"The 'shape' parameter of dream must be positive. Got {shape}.")
-        u = torch.rand((n, c, h, w), generator=generator)
-        return lower + u * (upper - lower)
-    if isinstance(start, str | Path):
-        from hoodwink.imaging import load_image
-
-        channels = shape[0] if shape is not None else default_shape(model)[0]
-        x0 = load_image(start, mode="L" if channels == 1 else "RGB")
-    elif isinstance(start, torch.Tensor):
-        x0 = start.detach().cpu().float()
-    else:
-        raise ConfigError(
-            f"The 'start' parameter of dream must be None (noise), an image tensor or an "
-            f"image path. Got {type(start).__name__}."
-        )
-    if x0.ndim == 3:
-        x0 = x0[None]
-    if x0.ndim != 4 or x0.shape[0] not in (1, n):
-        raise ShapeError(
-            f"The start image must have shape (C, H, W), (1, C, H, W) or ({n}, C, H, W) for "
-            f"{n} targets. Got {tuple(x0.shape)}."
-        )
-    if not torch.isfinite(x0).all():
-        raise ShapeError("The start image contains NaN or infinite values.")
-    if bool((x0 < lower - 1e-6).any() or (x0 > upper + 1e-6).any()):
-        raise OutOfBoundsError(
-            f"The start image has values in [{float(x0.min()):.3g}, {float(x0.max()):.3g}], "
-            f"outside the model bounds. Pass raw pixels in the bounds, e.g. in [0, 1]."
-        )
-    return x0.expand(n, *x0.shape[1:]).clone()
 
 
 # ---------------------------------------------------------------------------- the method
@@ -524,7 +262,7 @@ def dream(
     target_names = tuple(names[t] if names else str(t) for t in targets)
     generator = torch.Generator().manual_seed(seed)
     shape3 = (int(shape[0]), int(shape[1]), int(shape[2])) if shape is not None else None
-    x0 = _start_images(model, start, shape3, n, generator)
+    x0 = start_images(model, start, shape3, n, generator)
     if blur > 0 and x0.ndim != 4:
         raise ConfigError("The 'blur' parameter of dream needs image inputs (N, C, H, W).")
 
@@ -603,23 +341,29 @@ def dream(
 # ---------------------------------------------------------------------------- the contract
 
 
+class DreamParams(TypedDict, total=False):
+    """The keywords of :func:`dream` that :func:`run` passes on (defaults: :func:`dream`'s)."""
+
+    start: torch.Tensor | str | Path | None
+    shape: tuple[int, int, int] | None
+    confidence: float
+    steps: int
+    stepsize: float
+    norm: DreamNorm
+    smoothness: float
+    blur: float
+    blur_every: int
+    seed: int
+    progress: ProgressCallback | None
+
+
 def run(
     model: str | TorchClassifier,
     target: int | str | Sequence[int | str] | torch.Tensor,
     *,
     model_name: str | None = None,
     stem: str = "dream",
-    start: torch.Tensor | str | Path | None = None,
-    shape: tuple[int, int, int] | None = None,
-    confidence: float = NGUYEN_CONFIDENCE,
-    steps: int = 200,
-    stepsize: float = 1 / 255,
-    norm: DreamNorm = "linf",
-    smoothness: float = 0.0,
-    blur: float = 0.0,
-    blur_every: int = 4,
-    seed: int = 0,
-    progress: ProgressCallback | None = None,
+    **params: Unpack[DreamParams],
 ) -> dict[str, Any]:
     """Run :func:`dream` and return the record, judged on the PNG files.
 
@@ -627,13 +371,16 @@ def run(
     ----------
     model : str or TorchClassifier
         A zoo name (``hoodwink.zoo.load``) or a model.
-    target, start, shape, confidence, steps, stepsize, norm, smoothness, blur, blur_every, \
-seed, progress
+    target
         As in :func:`dream`.
     model_name : str, optional
         Shown in the report; default the zoo name, else ``"model"``.
     stem : str, default "dream"
         Prefix of the image file names.
+    **params
+        Any keyword of :func:`dream` (:class:`DreamParams`): start, shape,
+        confidence, steps, stepsize, norm, smoothness, blur, blur_every, seed,
+        progress; with :func:`dream`'s defaults.
 
     Returns
     -------
@@ -648,16 +395,5 @@ seed, progress
         clf = zoo.load(model)
     else:
         name, clf = model_name or "model", model
-    res = dream(clf, target, start=start, shape=shape, confidence=confidence, steps=steps,
-                stepsize=stepsize, norm=norm, smoothness=smoothness, blur=blur,
-                blur_every=blur_every, seed=seed, progress=progress)
+    res = dream(clf, target, **params)
     return record(clf, res, model_name=name, stem=stem)
-
-
-# At the end: the report module needs DreamResult only for its annotations.
-from hoodwink.studies.dream_report import (  # noqa: E402
-    DreamOutputs,
-    record,
-    report,
-    write_dream,
-)

@@ -27,7 +27,7 @@ from hoodwink.studies._record import Rendered, check_record, from_b64, to_b64
 
 if TYPE_CHECKING:
     from hoodwink.models.torch import TorchClassifier
-    from hoodwink.studies.dream import DreamResult
+    from hoodwink.studies._dream_core import DreamResult
 
 __all__ = ["DreamOutputs", "record", "report", "write_dream"]
 

@@ -51,8 +51,9 @@ from typing import Any, Literal
 
 import torch
 
-from hoodwink.errors import ConfigError, InputError
-from hoodwink.studies.linear.train import LinearModel
+from hoodwink._validation import Options, check, check_choice, check_real
+from hoodwink.errors import InputError
+from hoodwink.studies.linear.model import LinearModel
 
 __all__ = [
     "Direction",
@@ -95,10 +96,16 @@ def _logits64(model: LinearModel, x: torch.Tensor) -> torch.Tensor:
     return flat @ model.weight.to(torch.float64).T + model.bias.to(torch.float64)
 
 
-def _check_direction(direction: str) -> None:
-    if direction not in ("target", "difference"):
-        raise ConfigError(f"The 'direction' parameter must be 'target' (d = w_t) or "
-                          f"'difference' (d = w_t - w_y). Got {direction!r}.")
+def _check_direction(direction: str, owner: str) -> None:
+    check(owner, "direction", direction, Options(("target", "difference")),
+          hint="'target' adds the target's template (d = w_t), 'difference' adds "
+               "d = w_t - w_y.")
+
+
+def _step(x: torch.Tensor, d: torch.Tensor, alpha: torch.Tensor | float) -> torch.Tensor:
+    """``x + alpha * d`` with one alpha for all inputs or one per input (shape (N,))."""
+    a = torch.as_tensor(alpha, dtype=x.dtype)
+    return x + a.reshape(-1, *([1] * (x.ndim - 1))) * d
 
 
 def template_direction(
@@ -126,7 +133,7 @@ def template_direction(
     -------
     torch.Tensor, same shape as ``x``
     """
-    _check_direction(direction)
+    _check_direction(direction, "template_direction")
     n = x.shape[0]
     t = _target(target, n, model.num_classes)
     w = model.weight.to(torch.float64)
@@ -164,9 +171,7 @@ def template_attack(
     -------
     torch.Tensor, same shape as ``x``
     """
-    d = template_direction(model, x, target, y, direction=direction)
-    a = torch.as_tensor(alpha, dtype=x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
-    out = x + a * d
+    out = _step(x, template_direction(model, x, target, y, direction=direction), alpha)
     return out.clamp(0.0, 1.0) if clip else out
 
 
@@ -250,12 +255,9 @@ def measured_minimal_alpha(
     t = _target(target, n, model.num_classes)
     d = template_direction(model, x, t, y, direction=direction).to(torch.float64)
     x64 = x.to(torch.float64)
-    w64 = model.weight.to(torch.float64)
-    b64 = model.bias.to(torch.float64)
 
     def hits(alpha: torch.Tensor) -> torch.Tensor:
-        pts = (x64 + alpha.reshape(-1, *([1] * (x.ndim - 1))) * d).reshape(n, -1)
-        return (pts @ w64.T + b64).argmax(dim=1) == t
+        return _logits64(model, _step(x64, d, alpha)).argmax(dim=1) == t
 
     alphas = torch.linspace(0.0, alpha_max, grid + 1, dtype=torch.float64)
     first = torch.full((n,), -1, dtype=torch.int64)
@@ -300,7 +302,7 @@ def alpha_curve(
     d = template_direction(model, x, t, y, direction=direction)
     probs, preds = [], []
     for a in alphas.tolist():
-        p = model.probabilities(x + a * d)
+        p = model.probabilities(_step(x, d, a))
         probs.append(p[torch.arange(n), t])
         preds.append(p.argmax(dim=1))
     flat = d.reshape(n, -1)
@@ -385,9 +387,7 @@ def minimal_distance(
     >>> float(d[0]), int(j[0])  # margin 1 over ||(1, -1)||_1 = 2
     (0.5, 1)
     """
-    if norm not in ("l2", "linf"):
-        raise ConfigError(f"The 'norm' parameter of minimal_distance must be 'l2' or 'linf'. "
-                          f"Got {norm!r}.")
+    check_choice("minimal_distance", "norm", norm, ("l2", "linf"))
     w = model.weight.to(torch.float64)
     z = _logits64(model, x)
     k = z.argmax(dim=1)
@@ -435,8 +435,7 @@ def fooling_confidence(
     fooled : torch.Tensor of bool, shape (N,)
         Whether any of those perturbations changes the prediction.
     """
-    if not (isinstance(eps, int | float) and math.isfinite(eps) and eps >= 0):
-        raise ConfigError(f"The 'eps' parameter must be a float in [0, inf). Got {eps!r}.")
+    eps = check_real("fooling_confidence", "eps", eps, low=0)
     n = x.shape[0]
     flat = x.reshape(n, -1).to(torch.float64)
     w = model.weight.to(torch.float64)

@@ -19,19 +19,21 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from hoodwink.errors import ConfigError
+from hoodwink._validation import check_real, is_int, is_real, reject
+from hoodwink.progress import ProgressCallback
 from hoodwink.studies.linear.datasets import ImageData, resize
 from hoodwink.studies.linear.fool import fooling_confidence, minimal_distance
+from hoodwink.studies.linear.model import LinearModel
 from hoodwink.studies.linear.sanity import LossKind
 from hoodwink.studies.linear.templates import roughness
-from hoodwink.studies.linear.train import LinearModel, TrainingLog, train_linear
+from hoodwink.studies.linear.train import TrainingLog, train_linear
 
 __all__ = [
     "DimensionStudy",
@@ -45,8 +47,9 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-#: ``progress(done, total, label)`` after each trained model.
-StudyProgress = Callable[[int, int, str], None]
+#: ``progress(done, total, label)`` after each trained model (the library's
+#: :data:`~hoodwink.progress.ProgressCallback`, under its former name).
+StudyProgress = ProgressCallback
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
@@ -74,13 +77,12 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def _check_decays(weight_decays: Sequence[float]) -> list[float]:
-    vals = [float(v) for v in weight_decays]
-    if len(vals) < 2 or any(not math.isfinite(v) or v <= 0 for v in vals):
-        raise ConfigError(
-            "The 'weight_decays' parameter of regularization_study must list at least 2 "
-            f"positive floats (e.g. 1e-6 ... 1). Got {list(weight_decays)!r}."
-        )
-    return sorted(vals)
+    ok = (isinstance(weight_decays, Sequence) and len(weight_decays) >= 2
+          and all(is_real(v) and math.isfinite(float(v)) and v > 0 for v in weight_decays))
+    if not ok:
+        reject("regularization_study", "weight_decays", weight_decays,
+               "a list of at least 2 positive floats", hint="E.g. 1e-6, 1e-4, 1e-2, 1.")
+    return sorted(float(v) for v in weight_decays)
 
 
 def model_measures(
@@ -332,12 +334,11 @@ def dimension_study(
     -------
     DimensionStudy
     """
-    if len(sizes) < 2:
-        raise ConfigError(f"The 'sizes' parameter of dimension_study needs at least 2 sizes. "
-                          f"Got {list(sizes)!r}.")
-    if not (isinstance(eps, int | float) and math.isfinite(eps) and eps > 0):
-        raise ConfigError(f"The 'eps' parameter of dimension_study must be a float > 0. "
-                          f"Got {eps!r}.")
+    if len(sizes) < 2 or any(len(s) != 2 or not all(is_int(v) and v >= 1 for v in s)
+                             for s in sizes):
+        reject("dimension_study", "sizes", sizes, "a list of at least 2 (height, width) "
+               "pairs of ints >= 1", hint="E.g. [(7, 7), (14, 14), (28, 28)].")
+    eps = check_real("dimension_study", "eps", eps, low=0, closed="neither")
     ordered = sorted(((int(h), int(w)) for h, w in sizes), key=lambda s: s[0] * s[1])
     channels = data.input_shape[0]
     t0 = time.perf_counter()

@@ -3,8 +3,9 @@
 A linear classifier scores class c by the dot product of the image with the
 weight row ``w_c``, so ``w_c`` reshaped to the image's shape is the *template*
 the class looks for. :func:`plot_templates` draws every template in a grid,
-scaled per class so each pattern is visible; :func:`roughness` measures how
-noisy a template is.
+scaled per class so each pattern is visible (:func:`draw_templates` draws the
+same grid from the values alone, e.g. read back from a record);
+:func:`roughness` measures how noisy a template is.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from hoodwink.errors import ConfigError
-from hoodwink.studies.linear.train import LinearModel
+from hoodwink._validation import check_int, is_int, reject
+from hoodwink.reports import atomic_write_bytes
+from hoodwink.studies.linear._render import figure, png
+from hoodwink.studies.linear.model import LinearModel
 
-__all__ = ["plot_templates", "roughness", "template_images"]
+__all__ = ["draw_templates", "plot_templates", "roughness", "template_images"]
 
 
 def roughness(templates: torch.Tensor) -> torch.Tensor:
@@ -109,23 +112,52 @@ def plot_templates(
     -------
     Path
     """
-    import matplotlib
+    data = draw_templates(template_images(model), [model.name(c) for c in
+                                                   range(model.num_classes)],
+                          roughness(model.templates()).tolist(), classes=classes,
+                          columns=columns, title=title)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, data)
+    return out
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
-        raise ConfigError(f"The 'columns' parameter must be an int >= 1. Got {columns!r}.")
-    chosen = list(classes) if classes is not None else list(range(min(model.num_classes, 100)))
-    bad = [c for c in chosen if not 0 <= c < model.num_classes]
-    if bad or not chosen:
-        raise ConfigError(f"The 'classes' parameter must list classes in 0..{model.num_classes - 1}"
-                          f". Got {list(chosen)!r}.")
-    images = template_images(model)
-    rough = roughness(model.templates()).tolist()
+def draw_templates(
+    images: npt.NDArray[np.float64],
+    names: Sequence[str],
+    rough: Sequence[float],
+    *,
+    classes: Sequence[int] | None = None,
+    columns: int = 10,
+    title: str | None = None,
+) -> bytes:
+    """The grid of templates as PNG bytes, from :func:`template_images` values.
+
+    Parameters
+    ----------
+    images : ndarray, shape (C, H, W) or (C, H, W, 3)
+        As :func:`template_images` returns them (or read back from a record).
+    names : sequence of str
+        Class names, one per image.
+    rough : sequence of float
+        Each template's :func:`roughness`, shown under its name.
+    classes, columns, title
+        As in :func:`plot_templates`.
+
+    Returns
+    -------
+    bytes
+        A PNG file.
+    """
+    n = len(images)
+    columns = check_int("plot_templates", "columns", columns, low=1)
+    chosen = list(classes) if classes is not None else list(range(min(n, 100)))
+    if not chosen or any(not is_int(c) or not 0 <= c < n for c in chosen):
+        reject("plot_templates", "classes", classes, f"a non-empty list of classes in 0..{n - 1}")
     cols = min(columns, len(chosen))
     rows = math.ceil(len(chosen) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.6 * rows + 0.4), squeeze=False)
+    fig = figure(1.4 * cols, 1.6 * rows + 0.4)
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, c in zip(axes.flat, chosen, strict=False):
@@ -134,11 +166,7 @@ def plot_templates(
             ax.imshow(img, interpolation="nearest")
         else:
             ax.imshow(img, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
-        ax.set_title(f"{model.name(c)}\nrough {rough[c]:.2f}", fontsize=7)
+        ax.set_title(f"{names[c]}\nrough {rough[c]:.2f}", fontsize=7)
     fig.suptitle(title or "Class templates (weights as images, scaled per class)", fontsize=9)
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return png(fig)

@@ -74,13 +74,11 @@ def toy_example(
     >>> r.x_adv
     (1.5, -1.5, 3.5, -2.5, 2.5, 1.5, 1.5, -3.5, 4.5, 1.5)
     """
-    from hoodwink.errors import ConfigError
+    from hoodwink._validation import check_real, reject
 
+    alpha = check_real("toy_example", "alpha", alpha)
     if len(x) != len(w) or not x:
-        raise ConfigError(f"x and w must have the same, non-zero length; got {len(x)} and "
-                          f"{len(w)}.")
-    if not math.isfinite(alpha):
-        raise ConfigError(f"The 'alpha' parameter must be a finite float. Got {alpha!r}.")
+        reject("toy_example", "w", w, f"as long as x ({len(x)} values) and not empty")
     score = float(sum(wi * xi for wi, xi in zip(w, x, strict=True)) + b)
     x_adv = tuple(float(xi + alpha * wi) for xi, wi in zip(x, w, strict=True))
     score_adv = float(sum(wi * xi for wi, xi in zip(w, x_adv, strict=True)) + b)
