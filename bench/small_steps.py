@@ -222,7 +222,8 @@ def bench_linear(args: argparse.Namespace) -> dict[str, Any]:
         return {"skipped": "torchattacks is not installed (pip install --no-deps torchattacks)"}
     zoo_model = zoo.load("mnist-linear")
     net = zoo_model.module
-    plain = TorchClassifier(net, bounds=(0.0, 1.0))
+    # One chunk, as torchattacks sends the batch (the zoo model's batch_size is 1000).
+    plain = TorchClassifier(net, bounds=(0.0, 1.0), batch_size=500)
     x, y = load_mnist("test")
     x, y = x[:500].contiguous(), y[:500]
     stepsize = 2.5 * LINEAR_EPS / STEPS

@@ -11,7 +11,6 @@ but a sanity check fired.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -117,36 +116,34 @@ def train_cmd(
     def go() -> None:
         import warnings
 
-        from hoodwink.studies.linear import train_linear
-        from hoodwink.studies.linear.experiments import run_train
+        from hoodwink.studies.linear.experiments import train
 
         d = _data(data, size, channels, val_fraction, seed)
+        folder = output_dir(out, "linear-train")
         with progress_reporter("training", quiet=state.quiet) as update, \
                 warnings.catch_warnings():
             warnings.simplefilter("ignore")  # flags are printed below, once
-            model, log = train_linear(
-                d.x_train, d.y_train, kind=_kind(kind), init_std=init_std, lr=lr,
-                weight_decay=weight_decay, epochs=epochs, batch_size=batch_size,
-                momentum=momentum, seed=seed, class_names=d.class_names,
-                x_val=d.x_val, y_val=d.y_val,
-                progress=update,
+            rec = train.run(
+                d, kind=_kind(kind), init_std=init_std, lr=lr, weight_decay=weight_decay,
+                epochs=epochs, batch_size=batch_size, momentum=momentum, seed=seed,
+                model_file=folder / "model.safetensors", progress=update,
             )
-        paths = run_train(model, log, d, output_dir(out, "linear-train"))
-        flagged[0] = bool(log.flags)
+        paths = train.report(rec).write(folder)
+        tr = rec["training"]
+        flagged[0] = bool(tr["flags"])
         if json_out:
             _print_json(paths.json)
             return
-        last = log.epochs[-1] if log.epochs else {}
+        fin = rec["final"]
         console.print(
-            f"initial loss {log.initial_loss:.4g} (expected {log.expected_initial_loss:.3g}); "
-            f"final loss {last.get('data_loss', float('nan')):.4g}; val accuracy "
-            f"{last.get('val_accuracy') or float('nan'):.4f}; {log.time_s:.2f} s "
-            f"(plateau at epoch {log.plateau_epoch()})"
+            f"initial loss {_num(tr['initial_loss'])} (expected "
+            f"{tr['expected_initial_loss']:.3g}); final loss {_num(fin['data_loss'])}; "
+            f"val accuracy {_num(fin['val_accuracy'])}; "
+            f"{tr['time_s']:.2f} s (plateau at epoch {tr['plateau_epoch']})"
         )
-        for f in log.flags:
-            console.print(f"[bold yellow]{f.warning_class.__name__}:[/] {f.message}",
-                          highlight=False)
-        console.print(f"model: {paths.folder / 'model.safetensors'}")
+        for f in tr["flags"]:
+            console.print(f"[bold yellow]{f['warning']}:[/] {f['message']}", highlight=False)
+        console.print(f"model: {folder / rec['model_file']}")
         _written(paths)
 
     run_guarded(go)
@@ -165,11 +162,11 @@ def templates_cmd(
     """Draw every class's weights as an image (a template) in a grid PNG."""
 
     def go() -> None:
-        from hoodwink.studies.linear import LinearModel
-        from hoodwink.studies.linear.experiments import run_templates
+        from hoodwink.studies.linear.experiments import templates
 
-        m = LinearModel.load(model)
-        paths = run_templates(m, output_dir(out, "linear-templates"), source=str(model))
+        with progress_reporter("templates", quiet=state.quiet) as update:
+            rec = templates.run(model, source=str(model), progress=update)
+        paths = templates.report(rec).write(output_dir(out, "linear-templates"))
         if json_out:
             _print_json(paths.json)
             return
@@ -211,19 +208,20 @@ def fool_cmd(
 
     def go() -> None:
         from hoodwink.studies.linear import LinearModel
-        from hoodwink.studies.linear.experiments import run_fool
+        from hoodwink.studies.linear.experiments import fool
 
         m = LinearModel.load(model)
         d = _data(data, size, channels, val_fraction, seed)
-        paths = run_fool(m, d, output_dir(out, "linear-fool"), index=index, target=target,
-                         noise_seed=noise_seed,
-                         confidence=confidence, n_compare=n_compare,
-                         eps_linf=_floats(eps_linf, "--eps-linf"),
-                         eps_l2=_floats(eps_l2, "--eps-l2"), pgd_steps=pgd_steps)
+        with progress_reporter("fooling", quiet=state.quiet) as update:
+            rec = fool.run(m, d, index=index, target=target, noise_seed=noise_seed,
+                           confidence=confidence, n_compare=n_compare,
+                           eps_linf=_floats(eps_linf, "--eps-linf"),
+                           eps_l2=_floats(eps_l2, "--eps-l2"), pgd_steps=pgd_steps,
+                           progress=update)
+        paths = fool.report(rec).write(output_dir(out, "linear-fool"))
         if json_out:
             _print_json(paths.json)
             return
-        rec = json.loads(paths.json.read_text(encoding="utf-8"))
         table = Table("start", "direction", "α min (closed form)", "α min (measured)",
                       "‖α d‖∞", "‖α d‖₂")
         for e in rec["examples"]:
@@ -238,6 +236,10 @@ def fool_cmd(
 
 def _g(v: Any) -> str:
     return "never" if v is None or v == float("inf") else f"{v:.4g}"
+
+
+def _num(v: Any) -> str:
+    return "–" if v is None else f"{v:.4g}"
 
 
 @app.command("regularization")
@@ -264,31 +266,30 @@ def regularization_cmd(
     """Sweep weight decay: accuracy, template smoothness and how easily each model is fooled."""
 
     def go() -> None:
-        from hoodwink.studies.linear import regularization_study
-        from hoodwink.studies.linear.experiments import run_regularization
+        from hoodwink.studies.linear.experiments import regularization
 
         d = _data(data, size, channels, val_fraction, seed)
         decays = _floats(weight_decays, "--weight-decays")
         with progress_reporter("models", quiet=state.quiet) as update:
-            study = regularization_study(
+            rec = regularization.run(
                 d, decays, kind=_kind(kind), init_std=init_std, lr=lr, epochs=epochs,
                 batch_size=batch_size, seed=seed, eps=parse_eps(eps), progress=update,
             )
-        paths = run_regularization(study, output_dir(out, "linear-regularization"))
+        paths = regularization.report(rec).write(output_dir(out, "linear-regularization"))
         if json_out:
             _print_json(paths.json)
             return
         table = Table("weight decay", "val acc", "roughness", "mean L2 dist", "mean L∞ dist",
                       "wrong-class conf.")
-        for r in study.rows:
+        for r in rec["rows"]:
             table.add_row(f"{r['weight_decay']:g}", f"{r['val_accuracy']:.4f}",
                           f"{r['roughness']:.3f}", f"{r['mean_l2_distance']:.4g}",
                           f"{r['mean_linf_distance']:.4g}", f"{r['fooling_confidence']:.3f}")
         console.print(table)
-        for f in study.findings:
+        for f in rec["findings"]:
             mark = "[green]holds[/]" if f["holds"] else "[red]does not hold[/]"
-            console.print(f"{f['claim']}: {mark} ({f['low']:.4g} -> {f['high']:.4g})")
-        console.print(f"{study.time_s:.1f} s")
+            console.print(f"{f['claim']}: {mark} ({_g(f['low'])} -> {_g(f['high'])})")
+        console.print(f"{rec['time_s']:.1f} s")
         _written(paths)
 
     run_guarded(go)
@@ -315,8 +316,7 @@ def dimension_cmd(
     """Train at growing input size and plot the score change ε·‖w‖₁ against n."""
 
     def go() -> None:
-        from hoodwink.studies.linear import dimension_study
-        from hoodwink.studies.linear.experiments import run_dimension
+        from hoodwink.studies.linear.experiments import dimension
 
         d = _data(data, None, channels, val_fraction, seed)
         try:
@@ -325,16 +325,15 @@ def dimension_cmd(
             raise ConfigError(f"The '--sizes' option must list integers, e.g. 7,14,28. "
                               f"Got {sizes!r}.") from exc
         with progress_reporter("models", quiet=state.quiet) as update:
-            study = dimension_study(d, [(s, s) for s in sides], eps=parse_eps(eps),
-                                    weight_decay=weight_decay, kind=_kind(kind), lr=lr,
-                                    epochs=epochs, seed=seed, scale_lr=scale_lr,
-                                    progress=update)
-        paths = run_dimension(study, output_dir(out, "linear-dimension"))
+            rec = dimension.run(d, [(s, s) for s in sides], eps=parse_eps(eps),
+                                weight_decay=weight_decay, kind=_kind(kind), lr=lr,
+                                epochs=epochs, seed=seed, scale_lr=scale_lr, progress=update)
+        paths = dimension.report(rec).write(output_dir(out, "linear-dimension"))
         if json_out:
             _print_json(paths.json)
             return
         table = Table("size", "n", "val acc", "mean |w|", "ε‖w‖₁", "mean min L∞ dist")
-        for r in study.rows:
+        for r in rec["rows"]:
             table.add_row("x".join(map(str, r["size"])), str(r["n"]), f"{r['val_accuracy']:.4f}",
                           f"{r['mean_abs_weight']:.3g}", f"{r['activation_change']:.4g}",
                           f"{r['mean_linf_distance']:.4g}")
@@ -353,20 +352,20 @@ def toy_cmd(
     """The essay's toy logistic regression: score -3 (P = 0.0474) becomes 2 (P = 0.8808)."""
 
     def go() -> None:
-        from hoodwink.studies.linear import toy_example
-        from hoodwink.studies.linear.experiments import run_toy
+        from hoodwink.studies.linear.experiments import toy
 
-        r = toy_example(alpha)
-        paths = run_toy(r, output_dir(out, "linear-toy"))
+        with progress_reporter("toy", quiet=state.quiet) as update:
+            r = toy.run(alpha, progress=update)
+        paths = toy.report(r).write(output_dir(out, "linear-toy"))
         if json_out:
             _print_json(paths.json)
             return
-        fmt = ", ".join(f"{v:g}" for v in r.x)
-        console.print(f"x      = [{fmt}]")
-        console.print(f"w      = [{', '.join(f'{v:g}' for v in r.w)}]")
-        console.print(f"score  = w·x = {r.score:g}   P(class 1) = {r.probability:.4f}")
-        console.print(f"x_adv  = x + {r.alpha:g}·w = [{', '.join(f'{v:g}' for v in r.x_adv)}]")
-        console.print(f"score  = {r.score_adv:g}   P(class 1) = {r.probability_adv:.4f}")
+        console.print(f"x      = [{', '.join(f'{v:g}' for v in r['x'])}]")
+        console.print(f"w      = [{', '.join(f'{v:g}' for v in r['w'])}]")
+        console.print(f"score  = w·x = {r['score']:g}   P(class 1) = {r['probability']:.4f}")
+        console.print(f"x_adv  = x + {r['alpha']:g}·w = "
+                      f"[{', '.join(f'{v:g}' for v in r['x_adv'])}]")
+        console.print(f"score  = {r['score_adv']:g}   P(class 1) = {r['probability_adv']:.4f}")
         _written(paths)
 
     run_guarded(go)

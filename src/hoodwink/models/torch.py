@@ -482,8 +482,15 @@ class TorchClassifier:
         -------
         values, logits, grad : see :meth:`objective_gradient`.
         """
-        if x.shape[0] <= self.batch_size and x.device == self.device and self._eval_depth > 0:
-            return self._loss_gradient_one_chunk(x, labels, loss, targeted)
+        if self._eval_depth > 0:  # an attack's step: the lean path, chunk by chunk
+            if x.shape[0] <= self.batch_size and x.device == self.device:
+                return self._loss_gradient_one_chunk(x, labels, loss, targeted)
+            lab_d = labels.to(self.device)
+            parts = [self._loss_gradient_one_chunk(c, lab_d[i : i + c.shape[0]], loss, targeted)
+                     for i, c in zip(range(0, x.shape[0], self.batch_size), self._chunks(x),
+                                     strict=True)]
+            dev = x.device
+            return tuple(torch.cat(t).to(dev) for t in zip(*parts, strict=True))  # type: ignore[return-value]
         lab = labels.to(self.device)
         offset = [0]
 

@@ -273,7 +273,8 @@ def report(record: Mapping[str, Any]) -> Rendered:
 
 def _display(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """(C, H, W) as (H, W) for one channel, (H, W, C) otherwise."""
-    return a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
+    out: np.ndarray[Any, Any] = a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
+    return out
 
 
 def _strip(examples: list[dict[str, Any]], names: list[str]) -> bytes:
