@@ -80,3 +80,66 @@ def test_dream_record_holds_the_judged_png() -> None:
         assert p == pytest.approx(e["confidence_png"], abs=1e-6)
     rendered = dream.report(record)
     assert all(rendered.figures[e["file"]] == from_b64(e["png"]) for e in record["images"])
+
+
+# ---------------------------------------------------------------------------- linear studies
+def _linear_data() -> Any:
+    from hoodwink.studies.linear import synthetic_images
+
+    return synthetic_images(size=8, per_class=10, val_per_class=5)
+
+
+def _linear_model() -> Any:
+    from hoodwink.studies.linear import train_linear
+
+    d = _linear_data()
+    model, _ = train_linear(d.x_train, d.y_train, lr=0.05, epochs=3, weight_decay=1.0,
+                            class_names=d.class_names, warn=False)
+    return model
+
+
+def _linear(name: str) -> tuple[dict[str, Any], Any]:
+    from hoodwink.studies.linear.experiments import (
+        dimension,
+        fool,
+        regularization,
+        templates,
+        toy,
+        train,
+    )
+
+    if name == "train":
+        return train.run(_linear_data(), lr=0.05, epochs=3, weight_decay=1.0, warn=False), train
+    if name == "templates":
+        return templates.run(_linear_model()), templates
+    if name == "fool":
+        return fool.run(_linear_model(), _linear_data(), n_compare=5, eps_linf=[0.1],
+                        eps_l2=[1.0], pgd_steps=2), fool
+    if name == "regularization":
+        return regularization.run(_linear_data(), [1e-2, 1.0], epochs=2, eps=0.1), regularization
+    if name == "dimension":
+        return dimension.run(_linear_data(), [(4, 4), (8, 8)], epochs=2), dimension
+    return toy.run(), toy
+
+
+LINEAR = ["train", "templates", "fool", "regularization", "dimension", "toy"]
+
+
+@pytest.mark.parametrize("name", LINEAR)
+def test_linear_record_round_trips_and_report_needs_only_it(name: str, tmp_path: Path) -> None:
+    record, module = _linear(name)
+    assert _plain(record)
+    back = json.loads(json.dumps(record, allow_nan=False))
+    assert back == record
+    first = module.report(record)
+    again = module.report(back)
+    assert again.markdown() == first.markdown()
+    assert set(again.figures) == set(first.figures) and first.figures
+    assert all(png[:8] == b"\x89PNG\r\n\x1a\n" for png in first.figures.values())
+    paths = first.write(tmp_path / name)
+    saved = json.loads(paths.json.read_text(encoding="utf-8"))
+    assert saved["schema"] == f"hoodwink.linear.{name}/1"
+    assert module.report(saved).markdown() == first.markdown()
+    assert sorted(saved["figures"]) == sorted(first.figures)
+    for fig in first.figures:
+        assert (paths.folder / fig).is_file()

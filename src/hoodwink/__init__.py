@@ -5,18 +5,58 @@
 ['efficientnet-lite0', 'efficientnet-lite1']
 """
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from hoodwink import errors, zoo  # noqa: E402
-from hoodwink.attacks import FGSM, PGD, Attack, AttackResult, Curve, ResultTable  # noqa: E402
-from hoodwink.data import Dataset, load_dataset  # noqa: E402
-from hoodwink.models import (  # noqa: E402
-    Capabilities,
-    Classifier,
-    Normalize,
-    TorchClassifier,
-    load_model,
-)
+# The public names load on first use (PEP 562), so that `import hoodwink` and the CLI's
+# start-up (`hoodwink --version`, `--help`) do not pay for importing torch.
+_LAZY = {
+    "Attack": "hoodwink.attacks",
+    "AttackResult": "hoodwink.attacks",
+    "Curve": "hoodwink.attacks",
+    "FGSM": "hoodwink.attacks",
+    "PGD": "hoodwink.attacks",
+    "ResultTable": "hoodwink.attacks",
+    "Dataset": "hoodwink.data",
+    "load_dataset": "hoodwink.data",
+    "Capabilities": "hoodwink.models",
+    "Classifier": "hoodwink.models",
+    "Normalize": "hoodwink.models",
+    "TorchClassifier": "hoodwink.models",
+    "load_model": "hoodwink.models",
+    "errors": "hoodwink.errors",
+    "zoo": "hoodwink.zoo",
+}
+
+if TYPE_CHECKING:
+    from hoodwink import errors, zoo
+    from hoodwink.attacks import FGSM, PGD, Attack, AttackResult, Curve, ResultTable
+    from hoodwink.data import Dataset, load_dataset
+    from hoodwink.models import (
+        Capabilities,
+        Classifier,
+        Normalize,
+        TorchClassifier,
+        load_model,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hoodwink' has no attribute {name!r}")
+    import importlib
+
+    mod = importlib.import_module(module)
+    value = mod if module == f"hoodwink.{name}" else getattr(mod, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "Attack",

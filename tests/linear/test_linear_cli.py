@@ -37,11 +37,13 @@ def test_train_templates_fool_regularization_on_synthetic(tmp_path: Path) -> Non
                               str(tmp_path / "tpl")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "tpl" / "templates.png").is_file()
+    assert "templates: 100% (3/3)" in res.output  # piped: one line at the end
 
     res = runner.invoke(app, ["fool", "--model", str(model), "--data", "synthetic",
                               "--n-compare", "10", "--pgd-steps", "5", "--eps-linf", "1/255,0.1",
                               "--out", str(tmp_path / "fool")])
     assert res.exit_code == 0, res.output
+    assert "fooling: 100% (11/11)" in res.output  # 4 examples + 2 L∞ + 5 L2 budgets
     rec = json.loads((tmp_path / "fool" / "report.json").read_text())
     for e in rec["examples"]:
         if e["alpha_min_closed_form"] is not None:

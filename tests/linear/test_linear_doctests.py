@@ -8,7 +8,10 @@ import importlib
 import pytest
 
 MODULES = [
+    "hoodwink.studies.linear.experiments",
+    "hoodwink.studies.linear.experiments.toy",
     "hoodwink.studies.linear.fool",
+    "hoodwink.studies.linear.model",
     "hoodwink.studies.linear.toy",
     "hoodwink.studies.linear.train",
 ]

@@ -7,12 +7,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from hoodwink.errors import ConfigError, HoodwinkError
-from hoodwink.models.torch import TorchClassifier
+
+if TYPE_CHECKING:  # torch loads only when a command runs, never at start-up
+    from hoodwink.models.torch import TorchClassifier
 
 __all__ = [
     "EXIT_ERROR",

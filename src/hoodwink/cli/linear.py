@@ -1,9 +1,10 @@
 """``hoodwink linear ...``: the essay's linear-classifier experiments from the shell.
 
-A thin shell over :mod:`hoodwink.studies.linear`: every option maps onto one library
-argument. Each command writes a report folder (``report.json`` first, then PNG
-figures, ``report.md`` and ``report.html``) into ``--out`` and prints a short
-summary (or the JSON record with ``--json``).
+A thin shell over :mod:`hoodwink.studies.linear.experiments`: every option maps
+onto one argument of the study's ``run``; ``report(record).write`` writes the
+report folder (``report.json``, PNG figures, ``report.md`` and ``report.html``)
+into ``--out``, and the command prints a short summary read from the record (or
+the JSON record with ``--json``).
 
 Exit codes: 0 done; 2 usage or library error (one line); 3 ``train`` finished
 but a sanity check fired.

@@ -2,20 +2,26 @@
 
 Exit codes: 0 done; 2 usage or library error (one clear line; the traceback
 only with ``--debug``).
+
+Start-up stays cheap: this module and the command modules it mounts import
+neither torch nor numpy at the top level (each command imports what it needs
+when it runs), so ``hoodwink --version`` and ``--help`` return in a fraction of a
+second; tests/test_startup.py checks that torch is not loaded.
 """
 
 from __future__ import annotations
 
-import json
-import logging
+import os
+import sys
+import time
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from rich.table import Table
 
 from hoodwink.cli._common import (
     console,
+    output_file,
     parse_eps,
     resolve_target,
     run_guarded,
@@ -55,20 +61,52 @@ def _root(
         int, typer.Option(help="CPU threads for torch (1 is fastest on a busy machine).")
     ] = 1,
 ) -> None:
-    import torch
+    import logging
 
     state.debug = debug
     state.quiet = quiet
     if threads < 1:
         raise typer.BadParameter(f"--threads must be >= 1. Got {threads}.")
-    torch.set_num_threads(threads)
+    _set_threads(threads)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+
+
+def _set_threads(threads: int) -> None:
+    """Give torch ``threads`` CPU threads without importing it here.
+
+    The root callback runs before every command, ``hoodwink CMD --help`` included,
+    so it must not pay for importing torch. torch reads these variables when it is
+    first imported; if it already is (tests calling the app in-process), it is told
+    directly.
+    """
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+        return
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+
+
+def _process_age_s() -> float | None:
+    """Seconds since this process started (Linux /proc), or None where unknown."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        start_ticks = int(stat.rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+#: When this module was imported: the fallback start of the clock for start-up time.
+_IMPORTED_AT = time.perf_counter()
 
 
 @app.command("models")
 def models_cmd() -> None:
     """List the pretrained models that load offline."""
+    from rich.table import Table
+
     from hoodwink import zoo
 
     table = Table("name", "description")
@@ -88,28 +126,44 @@ def fool_cmd(
     eps: Annotated[str, typer.Option(help="L∞ budget, e.g. 2/255, or 'auto'.")] = "2/255",
     steps: Annotated[int, typer.Option(help="PGD steps per budget.")] = 40,
     out: Annotated[
-        Path | None, typer.Option(help="Adversarial PNG path (default <stem>-adv.png).")
+        Path | None,
+        typer.Option(help="Adversarial PNG path (default ./out/fool/<stem>-adv.png); the "
+                          "triptych and the JSON record go beside it."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON record.")] = False,
 ) -> None:
     """Fool a pretrained classifier on IMAGE with an invisible change; write the PNG."""
+    started = time.perf_counter()
+    age = _process_age_s()
+    # The clock starts at the process's start (or, where unknown, this module's import).
+    clock_start = started - age if age is not None else _IMPORTED_AT
 
     def go() -> None:
+        import json
+
         from hoodwink import zoo
+        from hoodwink.cli._progress import progress_reporter
         from hoodwink.studies.fool import fool_image
 
+        t_load = time.perf_counter()
+        startup = t_load - clock_start  # interpreter, CLI and library imports (torch)
         clf = zoo.load(model)
+        model_load = time.perf_counter() - t_load
         e: float | str = "auto" if eps.strip().lower() == "auto" else parse_eps(eps)
         t = resolve_target(clf, target) if target is not None else None
         mode: Literal["RGB", "L"] = "L" if model.startswith("mnist") else "RGB"
-        with console.status("fooling…") as st:
+        path = output_file(out, "fool", f"{image.stem}-adv.png")
+        with progress_reporter(f"fooling {model} on {image.name}", quiet=state.quiet) as report:
             res = fool_image(clf, image, model_name=model, target=t, eps=e,  # type: ignore[arg-type]
-                             out=out, steps=steps, seed=seed, mode=mode,
-                             progress=lambda s: st.update(s))
+                             out=path, steps=steps, seed=seed, mode=mode, progress=report,
+                             timings={"startup": startup, "model_load": model_load},
+                             clock_start=clock_start)
         if as_json:
             typer.echo(json.dumps(res.to_dict(), indent=2))
             return
+        from rich.table import Table
+
         table = Table(title=f"{model} on {image.name} ({res.size[0]}×{res.size[1]})")
         table.add_column("rank")
         table.add_column("before")
@@ -119,12 +173,15 @@ def fool_cmd(
                           f"{a.name} {a.probability:.3f}")
         console.print(table)
         how = " (found by --eps auto)" if res.eps_auto else ""
+        tm = res.timings_s
+        split = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in tm.items() if k != "total")
         console.print(
             f"eps = {res.eps * 255:g}/255{how}; max change per pixel on disk: "
-            f"{res.max_change_255}/255; {res.time_s:.1f} s"
+            f"{res.max_change_255}/255; {tm.get('total', res.time_s):.1f} s ({split})",
+            highlight=False,
         )
         for k, v in res.outputs.items():
-            console.print(f"{k}: {v}")
+            console.print(f"{k}: {v}", highlight=False)
 
     run_guarded(go)
 

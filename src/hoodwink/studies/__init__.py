@@ -27,10 +27,10 @@ self-contained: the dream study keeps each saved PNG as base64 text under
 bytes its confidences were measured on.
 
 Studies with the contract: :mod:`hoodwink.studies.dream`,
-:mod:`hoodwink.studies.transfer`, :mod:`hoodwink.studies.background`. The
-linear-classifier experiments (:mod:`hoodwink.studies.linear.experiments`)
-still render from their result objects (``run_train`` ... ``run_toy`` compute
-the record and write the report in one call).
+:mod:`hoodwink.studies.transfer`, :mod:`hoodwink.studies.background`, and
+each linear-classifier experiment
+``hoodwink.studies.linear.experiments.<name>`` for ``train``, ``templates``,
+``fool``, ``regularization``, ``dimension`` and ``toy``.
 
 * :mod:`hoodwink.studies.fool`: fool a photo classifier, judged on the saved PNG;
 * :mod:`hoodwink.studies.dream`: fooling images grown from noise;

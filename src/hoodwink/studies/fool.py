@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +23,7 @@ from hoodwink.attacks.pgd import PGD
 from hoodwink.errors import BudgetExhaustedError, ConfigError, InputError
 from hoodwink.imaging import check_writable, decode_png, load_image
 from hoodwink.models.torch import TorchClassifier
+from hoodwink.progress import ProgressCallback, scaled
 from hoodwink.reports import atomic_write_bytes, atomic_write_text, to_jsonable
 
 __all__ = ["AUTO_EPS", "FoolOutcome", "fool_image", "fool_tensor", "top_k"]
@@ -63,6 +64,10 @@ class FoolOutcome:
     size: tuple[int, int]
     time_s: float
     outputs: dict[str, str] = field(default_factory=dict)
+    #: Seconds per phase: whatever the caller measured before (the CLI: ``startup``,
+    #: ``model_load``), then ``attack``, ``png_roundtrip`` (encode, decode, classify
+    #: the re-read image), ``figure`` and ``total`` (up to writing the record).
+    timings_s: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready record."""
@@ -77,9 +82,14 @@ class FoolOutcome:
         return d
 
 
-def top_k(model: TorchClassifier, x: torch.Tensor, k: int = 3) -> list[Prediction]:
-    """The ``k`` most probable classes for a single input ``x`` of shape (1, ...)."""
-    p = model.probabilities(x)[0]
+def top_k(model: TorchClassifier, x: torch.Tensor, k: int = 3, *,
+          probabilities: torch.Tensor | None = None) -> list[Prediction]:
+    """The ``k`` most probable classes for a single input ``x`` of shape (1, ...).
+
+    ``probabilities`` (shape (1, C)), when the caller has them already, saves
+    the forward pass.
+    """
+    p = (probabilities if probabilities is not None else model.probabilities(x))[0]
     vals, idx = p.topk(min(k, p.numel()))
     names = model.class_names
     return [
@@ -98,6 +108,10 @@ def fool_tensor(
     seed: int = 0,
     mode: Literal["RGB", "L"] = "RGB",
     confidence: float = 0.9,
+    y0: int | None = None,
+    progress: ProgressCallback | None = None,
+    times: dict[str, float] | None = None,
+    probabilities_back: list[torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, bytes, torch.Tensor, bool]:
     """Attack one image tensor; return (x_adv, png bytes, x re-read from png, success).
 
@@ -105,10 +119,17 @@ def fool_tensor(
     probability (or after ``steps``). Success is judged on the image decoded
     from the PNG bytes: for a target, classified as the target; otherwise
     classified differently from ``x``.
+
+    ``y0`` is the model's class for ``x`` when the caller knows it already (one
+    forward pass saved); ``progress`` reports the PGD steps; ``times`` gets the
+    seconds spent in ``"attack"`` and ``"png_roundtrip"`` added;
+    ``probabilities_back`` gets the probabilities of the re-read image appended.
     """
     from hoodwink.imaging import encode_png
 
-    y0 = int(model.predict(x)[0])
+    t0 = time.perf_counter()
+    if y0 is None:
+        y0 = int(model.predict(x)[0])
     attack = PGD(norm="linf", steps=steps, stepsize=max(eps / 4, 0.25 / 255),
                  random_start=False, early_stop=True, confidence=confidence, seed=seed,
                  loss="ce")
@@ -117,13 +138,20 @@ def fool_tensor(
             raise InputError(
                 f"The image is already classified as the target class {target}; pick another."
             )
-        res = attack(model, x, target=target, eps=eps)
+        res = attack(model, x, target=target, eps=eps, progress=progress)
     else:
-        res = attack(model, x, torch.tensor([y0]), eps=eps)
+        res = attack(model, x, torch.tensor([y0]), eps=eps, progress=progress)
+    t1 = time.perf_counter()
     png = encode_png(res.x_adv)
     x_back = decode_png(png, mode)
-    pred = int(model.predict(x_back)[0])
+    probs = model.probabilities(x_back)
+    pred = int(probs[0].argmax())
     ok = pred == target if target is not None else pred != y0
+    if times is not None:
+        times["attack"] = times.get("attack", 0.0) + (t1 - t0)
+        times["png_roundtrip"] = times.get("png_roundtrip", 0.0) + (time.perf_counter() - t1)
+    if probabilities_back is not None:
+        probabilities_back.append(probs)
     return res.x_adv, png, x_back, ok
 
 
@@ -139,7 +167,9 @@ def fool_image(
     seed: int = 0,
     figure: bool = True,
     mode: Literal["RGB", "L"] = "RGB",
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressCallback | None = None,
+    timings: Mapping[str, float] | None = None,
+    clock_start: float | None = None,
 ) -> FoolOutcome:
     """Fool ``model`` on an image file and write the adversarial PNG.
 
@@ -156,7 +186,7 @@ def fool_image(
         :data:`AUTO_EPS` in order and keeps the first that works.
     out : path, optional
         The adversarial PNG; default ``<image stem>-adv.png`` in the current
-        folder. The triptych goes beside it as ``<out stem>-triptych.png`` and
+        folder (the CLI passes ``./out/fool/<image stem>-adv.png``). The triptych goes beside it as ``<out stem>-triptych.png`` and
         the JSON record as ``<out stem>.json``.
     steps : int
         PGD steps per budget.
@@ -165,7 +195,14 @@ def fool_image(
     mode : {"RGB", "L"}
         Colour or grayscale input.
     progress : callable, optional
-        Called with a short status line (the CLI shows it).
+        ``progress(done, total, message)`` (:mod:`hoodwink.progress`): PGD
+        steps, ``steps`` per budget tried.
+    timings : mapping of str to float, optional
+        Seconds the caller spent before this call (the CLI: ``startup`` and
+        ``model_load``), recorded first in ``timings_s``.
+    clock_start : float, optional
+        The ``time.perf_counter()`` value the recorded ``total`` counts from
+        (the CLI: its process's start); default: the start of this call.
 
     Returns
     -------
@@ -194,19 +231,24 @@ def fool_image(
         raise ConfigError(
             f"The 'eps' parameter must be in (0, 1] (e.g. 2/255) or 'auto'. Got {eps!r}."
         )
-    before = top_k(model, x)
+    probs0 = model.probabilities(x)
+    before = top_k(model, x, probabilities=probs0)
+    y0 = before[0].index
     names = model.class_names
+    times: dict[str, float] = {}
+    back: list[torch.Tensor] = []
     tried: list[float] = []
-    for e in budgets:
+    for j, e in enumerate(budgets):
         tried.append(e)
-        if progress is not None:
-            progress(f"attacking at eps = {e * 255:g}/255")
+        part = scaled(progress, j * steps, steps, steps * len(budgets)) \
+            if progress is not None else None
         x_adv, png, x_back, ok = fool_tensor(model, x, target=target, eps=e, steps=steps,
-                                             seed=seed, mode=mode)
+                                             seed=seed, mode=mode, y0=y0, progress=part,
+                                             times=times, probabilities_back=back)
         if ok:
             break
     else:
-        after = top_k(model, x_back)
+        after = top_k(model, x_back, probabilities=back[-1])
         want = f"class {target} ({names[target] if names else target})" if target is not None \
             else "a different class"
         raise BudgetExhaustedError(
@@ -216,25 +258,36 @@ def fool_image(
                else "Even the largest automatic budget failed; try more --steps.")
             + " Nothing was written."
         )
-    after = top_k(model, x_back)
+    if progress is not None:
+        progress(steps * len(budgets), steps * len(budgets), "done")
+    after = top_k(model, x_back, probabilities=back[-1])
     max_change = int(torch.round((x_back - x).abs().max() * 255).item())
     stem = out_path.with_suffix("")
     outputs = {"adversarial": str(out_path), "record": str(stem) + ".json"}
     if figure:
         outputs["figure"] = f"{stem}-triptych.png"
-    outcome = FoolOutcome(
+    fields: dict[str, Any] = dict(
         source=str(src), model=model_name, target=target,
         target_name=(names[target] if names and target is not None else None),
         eps=tried[-1], eps_auto=eps == "auto", eps_tried=tried, steps=steps, success=True,
         before=before, after=after, max_change_255=max_change,
-        size=(int(x.shape[-1]), int(x.shape[-2])), time_s=time.perf_counter() - t0,
-        outputs=outputs,
+        size=(int(x.shape[-1]), int(x.shape[-2])), outputs=outputs,
     )
     # Render everything in memory first, then write: no half-written output on error.
-    fig_bytes = _triptych(x, x_back, before, after, outcome) if figure else None
+    t_fig = time.perf_counter()
+    fig_bytes = _triptych(x, x_back, before, after, model_name, tried[-1], max_change) \
+        if figure else None
+    timing = {**{k: float(v) for k, v in (timings or {}).items()},
+              "attack": times.get("attack", 0.0),
+              "png_roundtrip": times.get("png_roundtrip", 0.0),
+              "figure": time.perf_counter() - t_fig if figure else 0.0}
     atomic_write_bytes(out_path, png)
     if fig_bytes is not None:
         atomic_write_bytes(outputs["figure"], fig_bytes)
+    now = time.perf_counter()
+    timing["total"] = now - (clock_start if clock_start is not None else t0)
+    outcome = FoolOutcome(**fields, time_s=now - t0,
+                          timings_s={k: round(v, 4) for k, v in timing.items()})
     atomic_write_text(outputs["record"], json.dumps(outcome.to_dict(), indent=2) + "\n")
     return outcome
 
@@ -248,34 +301,55 @@ def _triptych(
     x_adv: torch.Tensor,
     before: list[Prediction],
     after: list[Prediction],
-    outcome: FoolOutcome,
+    model_name: str,
+    eps: float,
+    max_change_255: int,
 ) -> bytes:
-    """Original | amplified perturbation | adversarial, as PNG bytes."""
+    """Original | amplified perturbation | adversarial, with captions, as PNG bytes.
+
+    Composed with Pillow, which the image I/O loads anyway: importing and
+    running matplotlib for three pictures and some text took longer than the
+    attack itself.
+    """
     import io
 
-    import matplotlib
+    from PIL import Image, ImageDraw, ImageFont
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from hoodwink.imaging import _to_uint8
 
-    delta = (x_adv - x)[0]
+    delta = x_adv - x
     amp = delta.abs().max().clamp_min(1e-12)
-    panels = [x[0], 0.5 + delta / (2 * amp), x_adv[0]]
-    titles = [
+    panels = [x, 0.5 + delta / (2 * amp), x_adv]
+    captions = [
         f"original\n{_label(before)}",
-        f"perturbation ×{0.5 / float(amp):.0f}\n(max {outcome.max_change_255}/255 per pixel)",
+        f"perturbation x{0.5 / float(amp):.0f}\n(max {max_change_255}/255 per pixel)",
         f"adversarial (re-read from PNG)\n{_label(after)}",
     ]
-    h, w = x.shape[-2:]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4.6 * h / w + 1.4))
-    for ax, img, title in zip(axes, panels, titles, strict=True):
-        arr = img.detach().cpu().clamp(0, 1).permute(1, 2, 0).numpy()
-        ax.imshow(arr[:, :, 0] if arr.shape[2] == 1 else arr, cmap="gray", vmin=0, vmax=1)
-        ax.set_title(title, fontsize=9, loc="left")
-        ax.axis("off")
-    fig.suptitle(f"{outcome.model}: eps = {outcome.eps * 255:g}/255", fontsize=10)
-    fig.tight_layout()
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    # Small images (MNIST) are enlarged so that the captions stay legible.
+    scale = max(1, -(-200 // max(h, w)))
+    pw, ph = w * scale, h * scale
+    font_px = max(12, min(24, pw // 18))
+    try:
+        font: Any = ImageFont.load_default(size=font_px)
+    except TypeError:  # Pillow < 10.1: a fixed bitmap font
+        font = ImageFont.load_default()
+    pad, line = 10, font_px + 4
+    title_h = line + pad
+    caption_h = 4 * line + pad
+    sheet = Image.new("RGB", (3 * pw + 4 * pad, title_h + ph + caption_h + pad), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.text((pad, pad // 2), f"{model_name}: eps = {eps * 255:g}/255", fill="black",
+              font=font)
+    for i, (img, caption) in enumerate(zip(panels, captions, strict=True)):
+        arr = _to_uint8(img.detach().cpu().clamp(0, 1))
+        tile = Image.fromarray(arr).convert("RGB")
+        if scale > 1:
+            tile = tile.resize((pw, ph), Image.Resampling.NEAREST)
+        left = pad + i * (pw + pad)
+        sheet.paste(tile, (left, title_h))
+        draw.multiline_text((left, title_h + ph + pad // 2), caption, fill="black", font=font,
+                            spacing=4)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
+    sheet.save(buf, format="PNG")
     return buf.getvalue()

@@ -13,6 +13,24 @@ experiment a function (and, through :mod:`hoodwink.cli.linear`, a command):
   foolability, and the ε·n·m argument on trained models;
 * :func:`toy_example`: the 10-dimensional logistic-regression example;
 * :func:`load_data`: bundled MNIST, a folder of class sub-folders, or an .npz.
+
+The studies (the study contract of :mod:`hoodwink.studies`)
+-----------------------------------------------------------
+Each experiment is also a study module named like its command,
+``hoodwink.studies.linear.experiments.<name>`` for ``<name>`` in ``train``,
+``templates``, ``fool``, ``regularization``, ``dimension`` and ``toy``, with
+``run(..., progress=None) -> record`` (plain data that survives JSON exactly,
+the figures' pixels included) and ``report(record) -> Rendered`` (the page and
+the PNG figures, drawn from the record alone). ``hoodwink linear <name>`` is
+``<name>.report(<name>.run(...)).write(folder)``. The functions above stay the
+library-level building blocks: they return models, tensors and result objects.
+
+Modules: :mod:`~hoodwink.studies.linear.model` (:class:`LinearModel`),
+:mod:`~hoodwink.studies.linear.train`, :mod:`~hoodwink.studies.linear.sanity`,
+:mod:`~hoodwink.studies.linear.templates`, :mod:`~hoodwink.studies.linear.fool`
+(closed forms), :mod:`~hoodwink.studies.linear.study`,
+:mod:`~hoodwink.studies.linear.toy`, :mod:`~hoodwink.studies.linear.datasets` and
+:mod:`~hoodwink.studies.linear.experiments`.
 """
 
 from hoodwink.studies.linear.datasets import ImageData, load_data, parse_size, synthetic_images
@@ -26,6 +44,7 @@ from hoodwink.studies.linear.fool import (
     template_attack,
     template_direction,
 )
+from hoodwink.studies.linear.model import LinearModel
 from hoodwink.studies.linear.sanity import (
     ExplodingLossWarning,
     InitialLossWarning,
@@ -40,9 +59,14 @@ from hoodwink.studies.linear.study import (
     essay_findings,
     regularization_study,
 )
-from hoodwink.studies.linear.templates import plot_templates, roughness, template_images
+from hoodwink.studies.linear.templates import (
+    draw_templates,
+    plot_templates,
+    roughness,
+    template_images,
+)
 from hoodwink.studies.linear.toy import ToyResult, toy_example
-from hoodwink.studies.linear.train import LinearModel, TrainingLog, train_linear
+from hoodwink.studies.linear.train import TrainingLog, train_linear
 
 __all__ = [
     "DimensionStudy",
@@ -58,6 +82,7 @@ __all__ = [
     "WeakRegularizationWarning",
     "alpha_curve",
     "dimension_study",
+    "draw_templates",
     "essay_findings",
     "expected_initial_loss",
     "fooling_confidence",
