@@ -51,11 +51,12 @@ from unittest import mock
 import numpy as np
 import torch
 
-from hoodwink import fooling, zoo
+from hoodwink import zoo
 from hoodwink.attacks.pgd import PGD
 from hoodwink.attacks.result import AttackResult, environment
-from hoodwink.studies.transfer import natural_photos
+from hoodwink.studies import fool as fooling  # the module whose PGD is patched
 from hoodwink.studies.fool import fool_tensor
+from hoodwink.studies.transfer import natural_photos
 
 ROOT = Path(__file__).resolve().parents[1]
 #: fool_tensor's own default, so that a plain run measures what `hoodwink fool` does.

@@ -106,8 +106,8 @@ def test_fool_mnist_digit(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     rec = json.loads(r.stdout)
     assert rec["after"][0]["index"] == int(target)
-    assert (tmp_path / "d-adv.png").is_file()
-    on_disk = np.asarray(Image.open(tmp_path / "d-adv.png"), dtype=int)
+    assert (tmp_path / "out" / "fool" / "d-adv.png").is_file()  # the default output folder
+    on_disk = np.asarray(Image.open(tmp_path / "out" / "fool" / "d-adv.png"), dtype=int)
     assert np.abs(on_disk - arr.astype(int)).max() <= round(0.3 * 255)
 
 

@@ -14,32 +14,8 @@ from PIL import Image
 from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import save_file
 
+from _helpers import LINEAR_NET_SRC, uint8_samples
 from hoodwink.data.mnist import load_mnist
-
-# A 3-class linear model on 2x3 inputs: class c scores 4 * x[0, c], so the true class
-# of an input is the argmax of its first row, and an L∞ budget of 1 flips every input.
-NET_SRC = '''
-import torch
-from torch import nn
-
-
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(6, 3)
-        with torch.no_grad():
-            self.fc.weight.zero_()
-            self.fc.bias.zero_()
-            for c in range(3):
-                self.fc.weight[c, c] = 4.0
-
-    def forward(self, x):
-        return self.fc(x.flatten(1))
-
-
-def factory():
-    return Net()
-'''
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -52,11 +28,8 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture()
 def work(tmp_path: Path) -> Path:
     """A folder with net.py, its weights, and the same 12 samples in every format."""
-    (tmp_path / "net.py").write_text(NET_SRC)
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (12, 2, 3), dtype=np.uint8)
-    for i in range(12):
-        x[i, 0] = rng.choice(256, 3, replace=False)  # no ties: the class is unambiguous
+    (tmp_path / "net.py").write_text(LINEAR_NET_SRC)  # an L∞ budget of 1 flips every input
+    x = uint8_samples(12)
     y = x[:, 0].argmax(1).astype(np.int64)
     np.savez(tmp_path / "d.npz", x=x, y=y)
     save_numpy({"x": x, "y": y}, str(tmp_path / "d.safetensors"))

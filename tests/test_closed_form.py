@@ -12,7 +12,6 @@ Tolerance: the model computes in float32 and the closed forms in float64, so
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -27,13 +26,7 @@ DUAL = {"linf": 1, "l2": 2, "l1": np.inf}  # the dual norm's ord for np.linalg.n
 N, D = 200, 20
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # Tiny models run much faster single-threaded, above all on a busy 2-core CI box.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Linear:

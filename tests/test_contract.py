@@ -10,7 +10,6 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,14 +22,7 @@ from hoodwink import FGSM, PGD, TorchClassifier
 from hoodwink.attacks.base import Attack
 from hoodwink.errors import ConfigError, InternalError
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # Tiny models run much faster single-threaded, above all on a busy 2-core CI box.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------------- the table
@@ -426,3 +418,114 @@ def test_cuda_model_cpu_inputs(spec: AttackSpec, norm: str, targeted: bool) -> N
     r = run(spec.make(norm), model, x, y, target, targeted, eps)
     assert r.x_adv.device == x.device and r.success.device == x.device
     assert bool((flat_norm(r.x_adv - x, norm) <= eps + 1e-6).all())
+
+
+# ---------------------------------------------------------------------- small-step fast paths
+def _forward_counter(net: nn.Module) -> tuple[list[int], Any]:
+    """Samples through ``net`` per forward call (empty probes included as 0)."""
+    seen: list[int] = []
+    handle = net.register_forward_hook(lambda m, i, o: seen.append(int(i[0].shape[0])))
+    return seen, handle
+
+
+@pytest.mark.parametrize("targeted", [False, True], ids=["untargeted", "targeted"])
+def test_fgsm_makes_two_passes(targeted: bool) -> None:
+    """FGSM's gradient pass at x gives the clean prediction: 2 passes, queries == 2."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 4)).eval()
+    model = TorchClassifier(net, bounds=(0, 1))
+    x = torch.rand(6, 3, 4)
+    y = torch.tensor([0, 1, 2, 3, 0, 1])
+    seen, handle = _forward_counter(net)
+    try:
+        r = FGSM()(model, x, y, target=(y + 1) % 4 if targeted else None, eps=0.1)
+    finally:
+        handle.remove()
+    assert [s for s in seen if s] == [6, 6]
+    assert r.queries.tolist() == [2] * 6
+    assert torch.equal(r.pred_clean, net(x).argmax(1))  # the same as a separate pass
+    assert torch.equal(r.success, r.pred_adv != y if not targeted else r.pred_adv == (y + 1) % 4)
+
+
+def test_fgsm_without_labels_attacks_the_clean_prediction() -> None:
+    """With neither y nor target the labels are the clean predictions: 3 passes, counted."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 4)).eval()
+    model = TorchClassifier(net, bounds=(0, 1), num_classes=4)
+    r = FGSM()(model, torch.rand(5, 3, 4), eps=0.2)
+    assert r.queries.tolist() == [3] * 5
+
+
+def test_pgd_without_random_start_shares_the_clean_pass() -> None:
+    """PGD's first step is at x: no separate clean pass; queries stay exact per sample."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 4)).eval()
+    model = TorchClassifier(net, bounds=(0, 1))
+    x = torch.rand(8, 3, 4)
+    with torch.no_grad():
+        y = net(x).argmax(1)
+    y[:2] = (y[:2] + 1) % 4  # two samples misclassified from the start
+    seen, handle = _forward_counter(net)
+    try:
+        r = PGD(steps=5, random_start=False, early_stop=False)(model, x, y, eps=1e-4)
+    finally:
+        handle.remove()
+    passes = sum(seen)
+    assert passes == int(r.queries.sum())
+    assert r.queries[:2].tolist() == [2, 2]  # the shared clean pass + verification
+    assert r.queries[2:].tolist() == [5 + 1 + 1] * 6  # steps + final iterate + verification
+    assert torch.equal(r.x_adv[:2], x[:2])
+
+
+@pytest.mark.parametrize("early_stop", [True, False])
+@pytest.mark.parametrize("confidence", [0.0, 0.6])
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+@pytest.mark.parametrize("targeted", [False, True], ids=["untargeted", "targeted"])
+@pytest.mark.parametrize("levels", [None, 16])
+def test_pgd_deferred_judging_is_exact(monkeypatch: pytest.MonkeyPatch, early_stop: bool,
+                                       confidence: float, norm: str, targeted: bool,
+                                       levels: int | None) -> None:
+    """Judging the iterates in one batched pass gives the same result as judging each step."""
+    import hoodwink.attacks.pgd as pgd_module
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 5)).eval()
+    model = TorchClassifier(net, bounds=(0, 1), levels=levels)
+    x = torch.rand(9, 3, 4)
+    if levels:
+        x = torch.round(x * (levels - 1)) / (levels - 1)
+    with torch.no_grad():
+        y = net(x).argmax(1)
+    y[:3] = (y[:3] + 1) % 5
+    kw: dict[str, Any] = {"target": (y + 2) % 5} if targeted else {}
+    eps = {"linf": 0.2, "l2": 0.6, "l1": 2.0}[norm]
+    attack = PGD(steps=6, restarts=2, norm=norm, early_stop=early_stop,  # type: ignore[arg-type]
+                 confidence=confidence, seed=4)
+    monkeypatch.setattr(pgd_module, "_HISTORY_ELEMENTS", 0)
+    each = attack(model, x, y, eps=eps, **kw)
+    monkeypatch.setattr(pgd_module, "_HISTORY_ELEMENTS", 2**21)
+    batched = attack(model, x, y, eps=eps, **kw)
+    assert torch.equal(each.x_adv, batched.x_adv)
+    assert torch.equal(each.queries, batched.queries)
+    assert 0 < int(batched.success.sum())
+
+
+def test_grid_snap_equals_quantize() -> None:
+    """GridSnap (per-restart precomputation) is quantize bit for bit, subsets included."""
+    from hoodwink.attacks._norms import GridSnap, quantize
+
+    g = torch.Generator().manual_seed(0)
+    for levels in (2, 16, 256):
+        lo, hi = torch.tensor(-0.5), torch.tensor(1.5)
+        step = (hi - lo) / (levels - 1)
+        x = lo + (torch.randint(0, levels, (7, 2, 3), generator=g) * (hi - lo)) / (levels - 1)
+        for norm in ("linf", "l2"):
+            for eps in (0.0, 0.3 * float(step), 2.5 * float(step), 0.7):
+                # Half-way points between grid levels too: ties must round the same way.
+                xa = x + torch.randint(-6, 7, x.shape, generator=g) * step / 2
+                xa = torch.clamp(xa, lo, hi)
+                snap = GridSnap(x, eps, norm, lo, hi, levels)  # type: ignore[arg-type]
+                assert torch.equal(snap(xa), quantize(x, xa, eps, norm, lo, hi, levels))  # type: ignore[arg-type]
+                keep = torch.tensor([True, False, True, True, False, False, True])
+                assert torch.equal(snap.subset(keep)(xa[keep]),
+                                   quantize(x[keep], xa[keep], eps, norm, lo, hi, levels))  # type: ignore[arg-type]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +16,7 @@ from hoodwink import FGSM, PGD, AttackResult, Curve, ResultTable, TorchClassifie
 from hoodwink.attacks.curve import CURVE_SCHEMA_VERSION
 from hoodwink.errors import ConfigError, InputError
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def model_and_data(n: int = 30) -> tuple[TorchClassifier, torch.Tensor, torch.Tensor]:

@@ -11,8 +11,8 @@ from PIL import Image
 from hoodwink import zoo
 from hoodwink.data.mnist import load_mnist
 from hoodwink.errors import BudgetExhaustedError, ConfigError, InputError
-from hoodwink.studies.fool import fool_image
 from hoodwink.imaging import load_image
+from hoodwink.studies.fool import fool_image
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +108,34 @@ def test_imagenet_photo_to_goldfish(tmp_path: Path) -> None:
     assert res.after[0].probability >= 0.5
     assert res.max_change_255 <= 2
     assert Image.open(out).size == (240, 160)
+
+
+def test_record_has_timings_and_the_figure_is_a_png(tmp_path: Path, mnist_cnn, digit_png) -> None:  # type: ignore[no-untyped-def]
+    """timings_s splits the run (caller's phases first); the triptych is a real 3-panel PNG."""
+    src, label = digit_png
+    res = fool_image(mnist_cnn, src, target=(label + 1) % 10, eps=0.3, out=tmp_path / "t.png",
+                     mode="L", timings={"startup": 0.5, "model_load": 0.25})
+    rec = json.loads((tmp_path / "t.json").read_text())
+    t = rec["timings_s"]
+    assert list(t) == ["startup", "model_load", "attack", "png_roundtrip", "figure", "total"]
+    assert t["startup"] == 0.5 and t["model_load"] == 0.25
+    assert t["attack"] > 0 and t["png_roundtrip"] > 0 and t["figure"] > 0
+    assert t["attack"] + t["png_roundtrip"] + t["figure"] <= t["total"]
+    assert res.timings_s == t
+    fig = Image.open(tmp_path / "t-triptych.png")
+    assert fig.format == "PNG" and fig.width > 3 * 28 * 2 and fig.height > 28 * 2
+    # The middle of the left panel is the (enlarged) original digit, not blank paper.
+    assert len(np.unique(np.asarray(fig.convert("L")))) > 10
+
+
+def test_create_folders_only_after_success(tmp_path: Path, mnist_cnn, digit_png) -> None:  # type: ignore[no-untyped-def]
+    """create_folders makes missing folders on success and nothing at all on failure."""
+    src, label = digit_png
+    with pytest.raises(BudgetExhaustedError):
+        fool_image(mnist_cnn, src, target=(label + 1) % 10, eps=1 / 255, steps=2,
+                   out=tmp_path / "a" / "b" / "x.png", mode="L", create_folders=True)
+    assert not (tmp_path / "a").exists()
+    fool_image(mnist_cnn, src, target=(label + 1) % 10, eps=0.3,
+               out=tmp_path / "a" / "b" / "x.png", mode="L", create_folders=True)
+    assert sorted(p.name for p in (tmp_path / "a" / "b").iterdir()) == [
+        "x-triptych.png", "x.json", "x.png"]

@@ -13,31 +13,15 @@ from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import save_file
 
 import hoodwink
+from _helpers import LINEAR_NET_SRC, uint8_samples
 from hoodwink.data import Dataset, load_dataset
 from hoodwink.errors import ConfigError, InputError
 from hoodwink.models import TorchClassifier, load_model
 
-# A 3-class linear model on 2x3 inputs: class c scores feature (0, c), so the true
-# class of an input is the argmax of its first row.
-NET_SRC = '''
-import torch
-from torch import nn
+# The shared linear model (factory, Net), and the extra objects the errors need.
+NET_SRC = LINEAR_NET_SRC + '''
 
 import hoodwink
-
-
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(6, 3)
-        with torch.no_grad():
-            self.fc.weight.zero_()
-            self.fc.bias.zero_()
-            for c in range(3):
-                self.fc.weight[c, c] = 4.0
-
-    def forward(self, x):
-        return self.fc(x.flatten(1))
 
 
 class Other(nn.Module):
@@ -50,10 +34,6 @@ class Wide(nn.Module):
     def __init__(self):
         super().__init__()
         self.fc = nn.Linear(6, 4)
-
-
-def factory():
-    return Net()
 
 
 def classifier():
@@ -80,21 +60,13 @@ def net_file(tmp_path: Path) -> Path:
     return p
 
 
-def _x(n: int = 12, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, 256, (n, 2, 3), dtype=np.uint8)
-    for i in range(n):  # distinct values in the first row: no ties in the true class
-        x[i, 0] = rng.choice(256, 3, replace=False)
-    return x
-
-
 # ---------------------------------------------------------------------- load_model
 def test_factory_module_is_wrapped_with_domain(net_file: Path) -> None:
     clf = load_model(f"{net_file}:factory", bounds=(0.0, 1.0), mean=[0.5], std=[0.25],
                      levels=256)
     assert isinstance(clf, TorchClassifier) and clf.levels == 256
     assert not clf.module.training
-    x = torch.from_numpy(_x()).float() / 255
+    x = torch.from_numpy(uint8_samples()).float() / 255
     # Normalisation is applied inside: (x - 0.5) / 0.25 keeps the argmax of the first row.
     assert clf.predict(x).tolist() == x[:, 0].argmax(1).tolist()
     logits = clf.logits(x[:1])
@@ -183,7 +155,7 @@ def test_domain_checks(net_file: Path) -> None:
 
 # ---------------------------------------------------------------------- load_dataset
 def test_npz_uint8_scaled_and_class_names(tmp_path: Path) -> None:
-    x = _x()
+    x = uint8_samples()
     y = x[:, 0].argmax(1)
     p = tmp_path / "d.npz"
     np.savez(p, x=x, y=y, class_names=np.array(["a", "b", "c"]))
@@ -205,7 +177,7 @@ def test_float_kept_and_safetensors_metadata(tmp_path: Path) -> None:
 
 
 def test_folder_labels_and_relabel(tmp_path: Path) -> None:
-    x = _x(6)
+    x = uint8_samples(6)
     for i, arr in enumerate(x):
         sub = tmp_path / "imgs" / ("b" if i % 2 else "c")
         sub.mkdir(parents=True, exist_ok=True)

@@ -139,13 +139,21 @@ def save_png(x: torch.Tensor, path: str | Path) -> None:
     atomic_write_bytes(path, encode_png(x))
 
 
-def check_writable(path: str | Path) -> Path:
+def check_writable(path: str | Path, *, create: bool = False) -> Path:
     """Fail early, before any work, when ``path`` cannot be written.
+
+    Parameters
+    ----------
+    path : str or Path
+    create : bool
+        The caller will create missing folders (see :func:`make_parent`): then
+        the nearest existing ancestor must be a writable folder.
 
     Raises
     ------
     InputError
-        The folder does not exist, is not writable, or ``path`` is a folder.
+        The folder does not exist (unless ``create``), is not writable, or
+        ``path`` is a folder.
     """
     import os
 
@@ -153,8 +161,21 @@ def check_writable(path: str | Path) -> Path:
     if p.is_dir():
         raise InputError(f"{p} is a folder; give a file name such as {p / 'out.png'}.")
     parent = p.parent if str(p.parent) else Path(".")
+    if create:
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if parent.exists() and not parent.is_dir():
+            raise InputError(f"Cannot write {p}: {parent} is a file, not a folder.")
     if not parent.is_dir():
         raise InputError(f"Cannot write {p}: folder {parent} does not exist. Create it first.")
     if not os.access(parent, os.W_OK):
         raise InputError(f"Cannot write {p}: folder {parent} is not writable.")
     return p
+
+
+def make_parent(path: str | Path) -> None:
+    """Create the folders above ``path`` (no error when they exist)."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"Cannot create the folder for {path}: {exc.strerror}.") from exc

@@ -207,6 +207,10 @@ class GridSnap:
         self.step = self.span / (levels - 1)
         if norm != "linf":
             return
+        # Bounds (0, 1), the usual case: subtracting 0 and multiplying by 1 change no
+        # bit, so those two full-size ops are skipped.
+        self._shift = not bool((lower == 0).all())
+        self._scale = not bool((self.span == 1).all())
         if _state is not None:
             self.k_x, self.k_lo, self.k_hi = _state
             return
@@ -232,9 +236,13 @@ class GridSnap:
                             self.levels)
         # quantize's arithmetic, op for op, in place on one fresh buffer: at batch 500
         # each allocation of a full-size result costs as much as the op itself.
-        k = torch.sub(x_adv, self.lower)
-        k.div_(self.step).sub_(self.k_x).round_().clamp_(self.k_lo, self.k_hi)
-        return k.add_(self.k_x).mul_(self.span).div_(self.levels - 1).add_(self.lower)
+        k = torch.sub(x_adv, self.lower).div_(self.step) if self._shift \
+            else torch.div(x_adv, self.step)
+        k.sub_(self.k_x).round_().clamp_(self.k_lo, self.k_hi).add_(self.k_x)
+        if self._scale:
+            k.mul_(self.span)
+        k.div_(self.levels - 1)
+        return k.add_(self.lower) if self._shift else k
 
 
 def on_grid(x: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, levels: int) -> bool:

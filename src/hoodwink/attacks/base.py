@@ -34,8 +34,8 @@ from hoodwink.attacks.result import AttackResult
 from hoodwink.errors import (
     CapabilityError,
     ConfigError,
-    HoodwinkError,
     EpsScaleWarning,
+    HoodwinkError,
     InputError,
     InternalError,
     OutOfBoundsError,
@@ -373,10 +373,11 @@ class Attack:
         except ConfigError:
             if own_clean:
                 raise
-            c = self._probe_num_classes(model, xd)
-            if c is None:  # the model cannot run an empty batch: pay for one clean pass
+            probed = self._probe_num_classes(model, xd)
+            if probed is None:  # the model cannot run an empty batch: pay for one clean pass
                 own_clean, pred_clean = True, model.predict(xd)
-                c = model.num_classes
+                probed = model.num_classes
+            c = probed
         y_t = _as_labels(y, n, c, "y", device) if y is not None else None
         t_t = _as_labels(target, n, c, "target", device) if target is not None else None
         if t_t is not None and y_t is not None:

@@ -35,15 +35,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
 
+from hoodwink.attacks._store import read_pair, write_pair
 from hoodwink.attacks.result import (
     AttackResult,
     ResultTable,
     _exact_fields,
     _finite_or_none,
     _from_parts,
-    _read_pair,
     _tensors_of,
-    _write_pair,
     environment,
 )
 from hoodwink.errors import ConfigError, InputError, MissingDependencyError
@@ -276,7 +275,7 @@ class Curve(Sequence[AttackResult]):
         tensors = {}
         for k, r in enumerate(self.results):
             tensors.update(_tensors_of(r, prefix=f"{k}/"))
-        return _write_pair(path, rec, tensors, what="Curve")
+        return write_pair(path, rec, tensors, what="Curve")
 
     @classmethod
     def load(cls, path: str | Path) -> Curve:
@@ -290,7 +289,7 @@ class Curve(Sequence[AttackResult]):
         hoodwink.errors.MissingDependencyError
             When the safetensors package is not installed.
         """
-        rec, tensors, json_path = _read_pair(path, CURVE_SCHEMA_VERSION, what="Curve")
+        rec, tensors, json_path = read_pair(path, CURVE_SCHEMA_VERSION, what="Curve")
         fields, eps = rec.get("fields"), rec.get("eps")
         if (not isinstance(fields, list) or not isinstance(eps, list)
                 or len(fields) != len(eps) or not isinstance(rec.get("norm"), str)

@@ -12,8 +12,9 @@ but a sanity check fired.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.table import Table
@@ -22,6 +23,11 @@ from hoodwink.cli._common import EXIT_FLAGS, console, output_dir, parse_eps, run
 from hoodwink.cli._progress import progress_reporter
 from hoodwink.cli._study_options import OutOpt
 from hoodwink.errors import ConfigError
+
+if TYPE_CHECKING:  # the studies load only when a command runs
+    from hoodwink.progress import ProgressCallback
+    from hoodwink.reports import ReportPaths
+    from hoodwink.studies._record import Rendered
 
 __all__ = ["app"]
 
@@ -88,6 +94,26 @@ def _data(data: str, size: str | None, channels: int | None, val_fraction: float
 
 def _print_json(path: Path) -> None:
     typer.echo(path.read_text(encoding="utf-8"))
+
+
+def _run_study(
+    label: str, run: Callable[[ProgressCallback], dict[str, Any]],
+    report: Callable[[Mapping[str, Any]], Rendered], out: Path | None, command: str,
+    json_out: bool,
+) -> tuple[dict[str, Any], ReportPaths] | None:
+    """``run(progress)`` under a progress bar, then write ``report(record)`` into the output folder.
+
+    The folder (``--out`` or ``./out/COMMAND/``) is made only after the run, so a bad
+    option leaves none. Returns the record and the written paths; None once ``--json``
+    has printed the record, which is all the command then shows.
+    """
+    with progress_reporter(label, quiet=state.quiet) as update:
+        rec = run(update)
+    paths = report(rec).write(output_dir(out, command))
+    if json_out:
+        _print_json(paths.json)
+        return None
+    return rec, paths
 
 
 def _written(paths: Any) -> None:
@@ -165,12 +191,13 @@ def templates_cmd(
     def go() -> None:
         from hoodwink.studies.linear.experiments import templates
 
-        with progress_reporter("templates", quiet=state.quiet) as update:
-            rec = templates.run(model, source=str(model), progress=update)
-        paths = templates.report(rec).write(output_dir(out, "linear-templates"))
-        if json_out:
-            _print_json(paths.json)
+        done = _run_study(
+            "templates", lambda update: templates.run(model, source=str(model), progress=update),
+            templates.report, out, "linear-templates", json_out,
+        )
+        if done is None:
             return
+        _, paths = done
         console.print(f"templates: {paths.folder / 'templates.png'}")
         _written(paths)
 
@@ -213,16 +240,16 @@ def fool_cmd(
 
         m = LinearModel.load(model)
         d = _data(data, size, channels, val_fraction, seed)
-        with progress_reporter("fooling", quiet=state.quiet) as update:
-            rec = fool.run(m, d, index=index, target=target, noise_seed=noise_seed,
-                           confidence=confidence, n_compare=n_compare,
-                           eps_linf=_floats(eps_linf, "--eps-linf"),
-                           eps_l2=_floats(eps_l2, "--eps-l2"), pgd_steps=pgd_steps,
-                           progress=update)
-        paths = fool.report(rec).write(output_dir(out, "linear-fool"))
-        if json_out:
-            _print_json(paths.json)
+        done = _run_study(
+            "fooling", lambda update: fool.run(
+                m, d, index=index, target=target, noise_seed=noise_seed, confidence=confidence,
+                n_compare=n_compare, eps_linf=_floats(eps_linf, "--eps-linf"),
+                eps_l2=_floats(eps_l2, "--eps-l2"), pgd_steps=pgd_steps, progress=update,
+            ), fool.report, out, "linear-fool", json_out,
+        )
+        if done is None:
             return
+        rec, paths = done
         table = Table("start", "direction", "α min (closed form)", "α min (measured)",
                       "‖α d‖∞", "‖α d‖₂")
         for e in rec["examples"]:
@@ -271,15 +298,15 @@ def regularization_cmd(
 
         d = _data(data, size, channels, val_fraction, seed)
         decays = _floats(weight_decays, "--weight-decays")
-        with progress_reporter("models", quiet=state.quiet) as update:
-            rec = regularization.run(
+        done = _run_study(
+            "models", lambda update: regularization.run(
                 d, decays, kind=_kind(kind), init_std=init_std, lr=lr, epochs=epochs,
                 batch_size=batch_size, seed=seed, eps=parse_eps(eps), progress=update,
-            )
-        paths = regularization.report(rec).write(output_dir(out, "linear-regularization"))
-        if json_out:
-            _print_json(paths.json)
+            ), regularization.report, out, "linear-regularization", json_out,
+        )
+        if done is None:
             return
+        rec, paths = done
         table = Table("weight decay", "val acc", "roughness", "mean L2 dist", "mean L∞ dist",
                       "wrong-class conf.")
         for r in rec["rows"]:
@@ -325,14 +352,16 @@ def dimension_cmd(
         except ValueError as exc:
             raise ConfigError(f"The '--sizes' option must list integers, e.g. 7,14,28. "
                               f"Got {sizes!r}.") from exc
-        with progress_reporter("models", quiet=state.quiet) as update:
-            rec = dimension.run(d, [(s, s) for s in sides], eps=parse_eps(eps),
-                                weight_decay=weight_decay, kind=_kind(kind), lr=lr,
-                                epochs=epochs, seed=seed, scale_lr=scale_lr, progress=update)
-        paths = dimension.report(rec).write(output_dir(out, "linear-dimension"))
-        if json_out:
-            _print_json(paths.json)
+        done = _run_study(
+            "models", lambda update: dimension.run(
+                d, [(s, s) for s in sides], eps=parse_eps(eps), weight_decay=weight_decay,
+                kind=_kind(kind), lr=lr, epochs=epochs, seed=seed, scale_lr=scale_lr,
+                progress=update,
+            ), dimension.report, out, "linear-dimension", json_out,
+        )
+        if done is None:
             return
+        rec, paths = done
         table = Table("size", "n", "val acc", "mean |w|", "ε‖w‖₁", "mean min L∞ dist")
         for r in rec["rows"]:
             table.add_row("x".join(map(str, r["size"])), str(r["n"]), f"{r['val_accuracy']:.4f}",
@@ -355,12 +384,11 @@ def toy_cmd(
     def go() -> None:
         from hoodwink.studies.linear.experiments import toy
 
-        with progress_reporter("toy", quiet=state.quiet) as update:
-            r = toy.run(alpha, progress=update)
-        paths = toy.report(r).write(output_dir(out, "linear-toy"))
-        if json_out:
-            _print_json(paths.json)
+        done = _run_study("toy", lambda update: toy.run(alpha, progress=update), toy.report,
+                          out, "linear-toy", json_out)
+        if done is None:
             return
+        r, paths = done
         console.print(f"x      = [{', '.join(f'{v:g}' for v in r['x'])}]")
         console.print(f"w      = [{', '.join(f'{v:g}' for v in r['w'])}]")
         console.print(f"score  = w·x = {r['score']:g}   P(class 1) = {r['probability']:.4f}")

@@ -20,8 +20,8 @@ from typing import Annotated, Literal
 import typer
 
 from hoodwink.cli._common import (
+    DEFAULT_OUT_ROOT,
     console,
-    output_file,
     parse_eps,
     resolve_target,
     run_guarded,
@@ -153,12 +153,15 @@ def fool_cmd(
         e: float | str = "auto" if eps.strip().lower() == "auto" else parse_eps(eps)
         t = resolve_target(clf, target) if target is not None else None
         mode: Literal["RGB", "L"] = "L" if model.startswith("mnist") else "RGB"
-        path = output_file(out, "fool", f"{image.stem}-adv.png")
+        # The output rule of every command (hoodwink.cli._common.output_file): --out, else
+        # ./out/fool/. The folders are made only once the attack succeeded, so that a
+        # failed run leaves nothing behind.
+        path = out if out is not None else DEFAULT_OUT_ROOT / "fool" / f"{image.stem}-adv.png"
         with progress_reporter(f"fooling {model} on {image.name}", quiet=state.quiet) as report:
             res = fool_image(clf, image, model_name=model, target=t, eps=e,  # type: ignore[arg-type]
                              out=path, steps=steps, seed=seed, mode=mode, progress=report,
                              timings={"startup": startup, "model_load": model_load},
-                             clock_start=clock_start)
+                             clock_start=clock_start, create_folders=True)
         if as_json:
             typer.echo(json.dumps(res.to_dict(), indent=2))
             return
@@ -211,3 +214,5 @@ def main() -> None:
         raise SystemExit(code) from None
 
 
+if __name__ == "__main__":  # python -m hoodwink.cli.main
+    main()

@@ -142,16 +142,11 @@ def load_model(
         return _classifier_or_module(obj, f"the object in {spec}", domain, device)
     if ":" in spec:
         _no_arch(arch, spec)
-        factory = _resolve(spec, "factory")
-        try:
-            obj = factory()
-        except HoodwinkError:
-            raise
-        except Exception as exc:  # the user's code can raise anything
-            raise ConfigError(
-                f"Calling the factory {spec}() raised {type(exc).__name__}: {exc}. A factory "
-                "is called with no arguments and returns an nn.Module or a hoodwink classifier."
-            ) from exc
+        obj = _call_user(
+            _resolve(spec, "factory"), f"Calling the factory {spec}()",
+            "A factory is called with no arguments and returns an nn.Module or a hoodwink "
+            "classifier.",
+        )
         return _classifier_or_module(obj, f"the factory {spec}()", domain, device)
     if Path(spec).exists():
         raise ConfigError(
@@ -347,17 +342,25 @@ def _read_pickle(path: Path, trust_pickle: bool) -> Any:
         raise ConfigError(f"Cannot unpickle {path}: {type(exc).__name__}: {exc}") from exc
 
 
-def _with_state_dict(arch: str, state: Mapping[str, Any], source: str) -> nn.Module:
-    build = _resolve(arch, "Class")
+def _call_user(fn: Callable[[], Any], what: str, hint: str) -> Any:
+    """``fn()``, the user's code: anything it raises but a HoodwinkError becomes a ConfigError.
+
+    The message reads "{what} raised {type}: {error}. {hint}".
+    """
     try:
-        module = build()
+        return fn()
     except HoodwinkError:
         raise
     except Exception as exc:  # the user's code can raise anything
-        raise ConfigError(
-            f"Building {arch}() raised {type(exc).__name__}: {exc}. The --arch class is built "
-            "with no arguments; give a factory with defaults if it needs some."
-        ) from exc
+        raise ConfigError(f"{what} raised {type(exc).__name__}: {exc}. {hint}") from exc
+
+
+def _with_state_dict(arch: str, state: Mapping[str, Any], source: str) -> nn.Module:
+    module = _call_user(
+        _resolve(arch, "Class"), f"Building {arch}()",
+        "The --arch class is built with no arguments; give a factory with defaults if it "
+        "needs some.",
+    )
     if not isinstance(module, nn.Module):
         raise ConfigError(
             f"{arch}() returned a {type(module).__name__}; --arch must name a torch.nn.Module "

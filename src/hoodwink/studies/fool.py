@@ -21,7 +21,7 @@ import torch
 
 from hoodwink.attacks.pgd import PGD
 from hoodwink.errors import BudgetExhaustedError, ConfigError, InputError
-from hoodwink.imaging import check_writable, decode_png, load_image
+from hoodwink.imaging import check_writable, decode_png, load_image, make_parent
 from hoodwink.models.torch import TorchClassifier
 from hoodwink.progress import ProgressCallback, scaled
 from hoodwink.reports import atomic_write_bytes, atomic_write_text, to_jsonable
@@ -170,6 +170,7 @@ def fool_image(
     progress: ProgressCallback | None = None,
     timings: Mapping[str, float] | None = None,
     clock_start: float | None = None,
+    create_folders: bool = False,
 ) -> FoolOutcome:
     """Fool ``model`` on an image file and write the adversarial PNG.
 
@@ -186,8 +187,9 @@ def fool_image(
         :data:`AUTO_EPS` in order and keeps the first that works.
     out : path, optional
         The adversarial PNG; default ``<image stem>-adv.png`` in the current
-        folder (the CLI passes ``./out/fool/<image stem>-adv.png``). The triptych goes beside it as ``<out stem>-triptych.png`` and
-        the JSON record as ``<out stem>.json``.
+        folder (the CLI passes ``./out/fool/<image stem>-adv.png``). The
+        triptych goes beside it as ``<out stem>-triptych.png`` and the JSON
+        record as ``<out stem>.json``.
     steps : int
         PGD steps per budget.
     figure : bool
@@ -203,6 +205,9 @@ def fool_image(
     clock_start : float, optional
         The ``time.perf_counter()`` value the recorded ``total`` counts from
         (the CLI: its process's start); default: the start of this call.
+    create_folders : bool
+        Create missing folders above ``out`` (only once the attack succeeded,
+        so a failure leaves nothing behind). Otherwise they must exist.
 
     Returns
     -------
@@ -221,7 +226,7 @@ def fool_image(
             f"The output must be a .png file (lossless, so the 8-bit perturbation survives); "
             f"got {out_path}."
         )
-    check_writable(out_path)
+    check_writable(out_path, create=create_folders)
     x = load_image(src, mode=mode)
     if eps == "auto":
         budgets: Sequence[float] = AUTO_EPS
@@ -281,6 +286,8 @@ def fool_image(
               "attack": times.get("attack", 0.0),
               "png_roundtrip": times.get("png_roundtrip", 0.0),
               "figure": time.perf_counter() - t_fig if figure else 0.0}
+    if create_folders:
+        make_parent(out_path)
     atomic_write_bytes(out_path, png)
     if fig_bytes is not None:
         atomic_write_bytes(outputs["figure"], fig_bytes)

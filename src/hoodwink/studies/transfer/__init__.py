@@ -21,7 +21,7 @@ Modules: :mod:`~.records` (cells and the record), :mod:`~.core` (the study),
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from hoodwink.data.photos import PHOTOS, natural_photos
 from hoodwink.progress import ProgressCallback
@@ -44,6 +44,9 @@ from hoodwink.studies.transfer.report import (
 )
 from hoodwink.studies.transfer.zoo import zoo_transfer_study
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 __all__ = [
     "ATTACK_NAMES",
     "DEFINITIONS",
@@ -52,6 +55,7 @@ __all__ = [
     "SCHEMA",
     "TransferCell",
     "TransferMode",
+    "TransferParams",
     "TransferStudy",
     "format_eps",
     "natural_photos",
@@ -71,37 +75,45 @@ _random_sign = _random_sign
 FIGURE = "transfer.png"
 
 
+class TransferParams(TypedDict, total=False):
+    """The keywords of :func:`zoo_transfer_study` that :func:`run` passes on (defaults: its own)."""
+
+    n: int
+    eps: float | Sequence[float] | None
+    attacks: Sequence[str]
+    targeted: bool | None
+    target: Literal["random"] | int | str
+    steps: int
+    seed: int
+    progress: ProgressCallback | None
+
+
 def run(
     source: str,
     to: Sequence[str],
     *,
-    n: int = 500,
-    eps: float | Sequence[float] | None = None,
-    attacks: Sequence[str] = ATTACK_NAMES,
-    targeted: bool | None = None,
-    target: Literal["random"] | int | str = "random",
-    steps: int = 20,
-    seed: int = 0,
     per_sample: bool = True,
-    progress: ProgressCallback | None = None,
+    **params: Unpack[TransferParams],
 ) -> dict[str, Any]:
     """Run :func:`zoo_transfer_study` and return its record.
 
     Parameters
     ----------
-    source, to, n, eps, attacks, targeted, target, steps, seed, progress
+    source, to
         As in :func:`zoo_transfer_study`.
     per_sample : bool, default True
         Keep the per-sample predictions in the record (the report does not
         need them).
+    **params
+        Any keyword of :func:`zoo_transfer_study` (:class:`TransferParams`): n,
+        eps, attacks, targeted, target, steps, seed, progress; with its defaults.
 
     Returns
     -------
     dict
         Data only; ``json.loads(json.dumps(record)) == record``.
     """
-    study = zoo_transfer_study(source, to, n=n, eps=eps, attacks=attacks, targeted=targeted,
-                               target=target, steps=steps, seed=seed, progress=progress)
+    study = zoo_transfer_study(source, to, **params)
     return check_record(study.to_dict(per_sample=per_sample), "transfer.run")
 
 
