@@ -57,6 +57,7 @@ hoodwink.errors.ConfigError: The 'loss' parameter of PGD must be one of 'ce', 'm
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
@@ -426,6 +427,14 @@ def _show(value: Any, *, real: bool = False) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+@functools.lru_cache(maxsize=256)
+def _interval(kind: type[int] | type[float], low: float | None, high: float | None,
+              closed: Closed) -> Interval:
+    # Attacks validate eps on every call: building the message text each time
+    # was a measurable share of a small step's cost, so ranges are shared.
+    return Interval(kind, low, high, closed=closed)
+
+
 def check(owner: str, name: str, value: Any, *constraints: ConstraintSpec,
           hint: str | None = None) -> Any:
     """Validate ``value`` against ``constraints``; return it, normalised.
@@ -513,7 +522,7 @@ def check_int(owner: str, name: str, value: Any, low: int | None = None,
     hoodwink.errors.ConfigError: The 'batch_size' ... must be an int in [1, inf). Got True.
     """
     extra: tuple[ConstraintSpec, ...] = (None,) if allow_none else ()
-    result: int | None = check(owner, name, value, Interval(int, low, high), *extra)
+    result: int | None = check(owner, name, value, _interval(int, low, high, "both"), *extra)
     return result
 
 
@@ -543,7 +552,7 @@ def check_real(owner: str, name: str, value: Any, low: float | None = None,
     hoodwink.errors.ConfigError: The 'eps' ... Got an int of about 1e400, too large for a float.
     """
     extra: tuple[ConstraintSpec, ...] = (None,) if allow_none else ()
-    result: float | None = check(owner, name, value, Interval(float, low, high, closed=closed),
+    result: float | None = check(owner, name, value, _interval(float, low, high, closed),
                                  *extra, hint=hint)
     return result
 
