@@ -143,3 +143,65 @@ def test_linear_record_round_trips_and_report_needs_only_it(name: str, tmp_path:
     assert sorted(saved["figures"]) == sorted(first.figures)
     for fig in first.figures:
         assert (paths.folder / fig).is_file()
+
+
+# ---------------------------------------------------------------------------- fool
+def _digit_png(folder: Path) -> tuple[Path, int]:
+    """A correctly classified held-out MNIST digit saved as an 8-bit PNG."""
+    import torch
+    from PIL import Image
+
+    from hoodwink import zoo
+    from hoodwink.data.mnist import load_mnist
+
+    x, y = load_mnist("test")
+    pred = zoo.load("mnist-cnn").predict(x[:20])
+    i = int((pred == y[:20]).nonzero()[0, 0])
+    arr = (x[i, 0] * 255).round().to(torch.uint8).numpy()
+    p = folder / "digit.png"
+    Image.fromarray(arr, mode="L").save(p)
+    return p, int(y[i])
+
+
+def test_fool_record_round_trips_and_report_needs_only_it(tmp_path: Path) -> None:
+    """fool.run's record is plain data; the report from its JSON is the same page."""
+    from hoodwink.imaging import decode_png
+    from hoodwink.studies import fool
+    from hoodwink.studies._record import from_b64
+
+    src, label = _digit_png(tmp_path)
+    target = (label + 3) % 10
+    record = fool.run("mnist-cnn", src, target=target, eps=0.3, steps=40)
+    assert _plain(record)
+    back = json.loads(json.dumps(record, allow_nan=False))
+    assert back == record
+    assert record["success"] and record["after"][0]["index"] == target
+    assert record["mode"] == "L" and record["size"] == [28, 28]
+    assert {"attack", "png_roundtrip", "total"} <= set(record["timings_s"])
+    first = fool.report(record)
+    again = fool.report(back)
+    assert again.markdown() == first.markdown()
+    assert set(again.figures) == set(first.figures) == {"digit-adv.png",
+                                                       "digit-adv-triptych.png"}
+    assert again.figures == first.figures
+    assert all(png[:8] == b"\x89PNG\r\n\x1a\n" for png in first.figures.values())
+    # The adversarial PNG in the record is the file the "after" predictions describe.
+    from hoodwink import zoo
+
+    x_adv = decode_png(from_b64(record["images"]["adversarial"]["png"]), "L")
+    p = float(zoo.load("mnist-cnn").probabilities(x_adv)[0, target])
+    assert p == pytest.approx(record["after"][0]["probability"], abs=1e-6)
+    paths = first.write(tmp_path / "fool", stem="digit-adv")
+    saved = json.loads(paths.json.read_text(encoding="utf-8"))
+    assert saved["schema"] == "hoodwink.fool/1"
+    assert fool.report(saved).markdown() == first.markdown()
+    for fig in first.figures:
+        assert (paths.folder / fig).is_file()
+    # The same attack through fool_image writes the same PNG and the same triptych.
+    out = tmp_path / "cli" / "digit-adv.png"
+    out.parent.mkdir()
+    fool.fool_image(zoo.load("mnist-cnn"), src, model_name="mnist-cnn", target=target,
+                    eps=0.3, out=out, steps=40, mode="L")
+    assert out.read_bytes() == first.figures["digit-adv.png"]
+    assert (out.parent / "digit-adv-triptych.png").read_bytes() == \
+        first.figures["digit-adv-triptych.png"]

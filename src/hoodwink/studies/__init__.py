@@ -26,7 +26,9 @@ self-contained: the dream study keeps each saved PNG as base64 text under
 ``images[i]["png"]`` (:func:`hoodwink.studies._record.to_b64`), the very
 bytes its confidences were measured on.
 
-Studies with the contract: :mod:`hoodwink.studies.dream`,
+Studies with the contract: :mod:`hoodwink.studies.fool` (its record holds the
+original and the adversarial PNG under ``images``; :func:`~hoodwink.studies.fool.fool_image`
+still writes the CLI's files), :mod:`hoodwink.studies.dream`,
 :mod:`hoodwink.studies.transfer`, :mod:`hoodwink.studies.background`, and
 each linear-classifier experiment
 ``hoodwink.studies.linear.experiments.<name>`` for ``train``, ``templates``,

@@ -5,6 +5,11 @@ the model's differentiable preprocessing), snaps the result to 8 bits, encodes
 it as PNG, decodes it again and classifies *that*, so what is reported is what
 will be on disk. Files are written only when the attack succeeded, each one
 atomically; on failure nothing is left behind.
+
+The study contract (:mod:`hoodwink.studies`): :func:`run` does the same attack
+in memory and returns a plain-data record, with the original and the
+adversarial PNG inside (base64 text); :func:`report` draws the triptych and the
+page from that record alone (:mod:`hoodwink.studies.fool_report`).
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ from hoodwink.imaging import check_writable, decode_png, load_image, make_parent
 from hoodwink.models.torch import TorchClassifier
 from hoodwink.progress import ProgressCallback, scaled
 from hoodwink.reports import atomic_write_bytes, atomic_write_text, to_jsonable
+from hoodwink.studies._record import check_record, to_b64
+from hoodwink.studies.fool_report import report, triptych
 
-__all__ = ["AUTO_EPS", "FoolOutcome", "fool_image", "fool_tensor", "top_k"]
+__all__ = ["AUTO_EPS", "FoolOutcome", "fool_image", "fool_tensor", "report", "run", "top_k"]
 
 _log = logging.getLogger(__name__)
 
@@ -228,44 +235,11 @@ def fool_image(
         )
     check_writable(out_path, create=create_folders)
     x = load_image(src, mode=mode)
-    if eps == "auto":
-        budgets: Sequence[float] = AUTO_EPS
-    elif isinstance(eps, int | float) and 0 < float(eps) <= 1:
-        budgets = (float(eps),)
-    else:
-        raise ConfigError(
-            f"The 'eps' parameter must be in (0, 1] (e.g. 2/255) or 'auto'. Got {eps!r}."
-        )
-    probs0 = model.probabilities(x)
-    before = top_k(model, x, probabilities=probs0)
-    y0 = before[0].index
-    names = model.class_names
-    times: dict[str, float] = {}
-    back: list[torch.Tensor] = []
-    tried: list[float] = []
-    for j, e in enumerate(budgets):
-        tried.append(e)
-        part = scaled(progress, j * steps, steps, steps * len(budgets)) \
-            if progress is not None else None
-        x_adv, png, x_back, ok = fool_tensor(model, x, target=target, eps=e, steps=steps,
-                                             seed=seed, mode=mode, y0=y0, progress=part,
-                                             times=times, probabilities_back=back)
-        if ok:
-            break
-    else:
-        after = top_k(model, x_back, probabilities=back[-1])
-        want = f"class {target} ({names[target] if names else target})" if target is not None \
-            else "a different class"
-        raise BudgetExhaustedError(
-            f"eps = {tried[-1] * 255:g}/255 was not enough to make {model_name} predict {want}: "
-            f"after saving it still predicts {after[0].name} ({after[0].probability:.2f}). "
-            + ("Try a larger budget (--eps 4/255) or --eps auto." if eps != "auto"
-               else "Even the largest automatic budget failed; try more --steps.")
-            + " Nothing was written."
-        )
-    if progress is not None:
-        progress(steps * len(budgets), steps * len(budgets), "done")
-    after = top_k(model, x_back, probabilities=back[-1])
+    budgets = _budgets(eps)
+    fooled = _fool_budgets(model, x, budgets, eps=eps, target=target, steps=steps, seed=seed,
+                           mode=mode, model_name=model_name, progress=progress)
+    x_back, png, before, after = fooled.x_back, fooled.png, fooled.before, fooled.after
+    tried, times, names = fooled.tried, fooled.times, model.class_names
     max_change = int(torch.round((x_back - x).abs().max() * 255).item())
     stem = out_path.with_suffix("")
     outputs = {"adversarial": str(out_path), "record": str(stem) + ".json"}
@@ -280,7 +254,7 @@ def fool_image(
     )
     # Render everything in memory first, then write: no half-written output on error.
     t_fig = time.perf_counter()
-    fig_bytes = _triptych(x, x_back, before, after, model_name, tried[-1], max_change) \
+    fig_bytes = triptych(x, x_back, before, after, model_name, tried[-1], max_change) \
         if figure else None
     timing = {**{k: float(v) for k, v in (timings or {}).items()},
               "attack": times.get("attack", 0.0),
@@ -299,64 +273,182 @@ def fool_image(
     return outcome
 
 
-def _label(preds: list[Prediction]) -> str:
-    return "\n".join(f"{p.name[:24]}: {p.probability:.3f}" for p in preds)
+@dataclass(frozen=True)
+class _Fooled:
+    """The in-memory result shared by :func:`fool_image` and :func:`run`."""
+
+    x_back: torch.Tensor
+    png: bytes
+    before: list[Prediction]
+    after: list[Prediction]
+    tried: list[float]
+    times: dict[str, float]
 
 
-def _triptych(
+def _budgets(eps: float | str) -> Sequence[float]:
+    """The budgets to try, in order, for ``eps`` (a float in (0, 1] or ``"auto"``)."""
+    if eps == "auto":
+        return AUTO_EPS
+    if isinstance(eps, int | float) and 0 < float(eps) <= 1:
+        return (float(eps),)
+    raise ConfigError(
+        f"The 'eps' parameter must be in (0, 1] (e.g. 2/255) or 'auto'. Got {eps!r}."
+    )
+
+
+def _fool_budgets(
+    model: TorchClassifier,
     x: torch.Tensor,
-    x_adv: torch.Tensor,
-    before: list[Prediction],
-    after: list[Prediction],
+    budgets: Sequence[float],
+    *,
+    eps: float | str,
+    target: int | None,
+    steps: int,
+    seed: int,
+    mode: Literal["RGB", "L"],
     model_name: str,
-    eps: float,
-    max_change_255: int,
-) -> bytes:
-    """Original | amplified perturbation | adversarial, with captions, as PNG bytes.
+    progress: ProgressCallback | None,
+) -> _Fooled:
+    """Try ``budgets`` in order until the re-read PNG is fooled.
 
-    Composed with Pillow, which the image I/O loads anyway: importing and
-    running matplotlib for three pictures and some text took longer than the
-    attack itself.
+    Raises
+    ------
+    BudgetExhaustedError
+        No budget worked.
     """
-    import io
+    probs0 = model.probabilities(x)
+    before = top_k(model, x, probabilities=probs0)
+    y0 = before[0].index
+    names = model.class_names
+    times: dict[str, float] = {}
+    back: list[torch.Tensor] = []
+    tried: list[float] = []
+    for j, e in enumerate(budgets):
+        tried.append(e)
+        part = scaled(progress, j * steps, steps, steps * len(budgets)) \
+            if progress is not None else None
+        _, png, x_back, ok = fool_tensor(model, x, target=target, eps=e, steps=steps,
+                                         seed=seed, mode=mode, y0=y0, progress=part,
+                                         times=times, probabilities_back=back)
+        if ok:
+            break
+    else:
+        after = top_k(model, x_back, probabilities=back[-1])
+        want = f"class {target} ({names[target] if names else target})" if target is not None \
+            else "a different class"
+        raise BudgetExhaustedError(
+            f"eps = {tried[-1] * 255:g}/255 was not enough to make {model_name} predict {want}: "
+            f"after saving it still predicts {after[0].name} ({after[0].probability:.2f}). "
+            + ("Try a larger budget (--eps 4/255) or --eps auto." if eps != "auto"
+               else "Even the largest automatic budget failed; try more --steps.")
+            + " Nothing was written."
+        )
+    if progress is not None:
+        progress(steps * len(budgets), steps * len(budgets), "done")
+    after = top_k(model, x_back, probabilities=back[-1])
+    return _Fooled(x_back, png, before, after, tried, times)
 
-    from PIL import Image, ImageDraw, ImageFont
 
-    from hoodwink.imaging import _to_uint8
+# ---------------------------------------------------------------------------- the contract
 
-    delta = x_adv - x
-    amp = delta.abs().max().clamp_min(1e-12)
-    panels = [x, 0.5 + delta / (2 * amp), x_adv]
-    captions = [
-        f"original\n{_label(before)}",
-        f"perturbation x{0.5 / float(amp):.0f}\n(max {max_change_255}/255 per pixel)",
-        f"adversarial (re-read from PNG)\n{_label(after)}",
-    ]
-    h, w = int(x.shape[-2]), int(x.shape[-1])
-    # Small images (MNIST) are enlarged so that the captions stay legible.
-    scale = max(1, -(-200 // max(h, w)))
-    pw, ph = w * scale, h * scale
-    font_px = max(12, min(24, pw // 18))
-    try:
-        font: Any = ImageFont.load_default(size=font_px)
-    except TypeError:  # Pillow < 10.1: a fixed bitmap font
-        font = ImageFont.load_default()
-    pad, line = 10, font_px + 4
-    title_h = line + pad
-    caption_h = 4 * line + pad
-    sheet = Image.new("RGB", (3 * pw + 4 * pad, title_h + ph + caption_h + pad), "white")
-    draw = ImageDraw.Draw(sheet)
-    draw.text((pad, pad // 2), f"{model_name}: eps = {eps * 255:g}/255", fill="black",
-              font=font)
-    for i, (img, caption) in enumerate(zip(panels, captions, strict=True)):
-        arr = _to_uint8(img.detach().cpu().clamp(0, 1))
-        tile = Image.fromarray(arr).convert("RGB")
-        if scale > 1:
-            tile = tile.resize((pw, ph), Image.Resampling.NEAREST)
-        left = pad + i * (pw + pad)
-        sheet.paste(tile, (left, title_h))
-        draw.multiline_text((left, title_h + ph + pad // 2), caption, fill="black", font=font,
-                            spacing=4)
-    buf = io.BytesIO()
-    sheet.save(buf, format="PNG")
-    return buf.getvalue()
+
+def run(
+    model: str | TorchClassifier,
+    image: str | Path,
+    *,
+    model_name: str | None = None,
+    target: int | None = None,
+    eps: float | Literal["auto"] = 2 / 255,
+    steps: int = 40,
+    seed: int = 0,
+    mode: Literal["RGB", "L"] | None = None,
+    stem: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Fool ``model`` on an image file, in memory, and return the record.
+
+    The same attack as :func:`fool_image` (same budgets, steps and judgement
+    on the PNG read back), but nothing is written: the original and the
+    adversarial PNG travel in the record as base64 text, and :func:`report`
+    draws the triptych and the page from the record alone.
+
+    Parameters
+    ----------
+    model : str or TorchClassifier
+        A zoo name (``hoodwink.zoo.load``) or a model.
+    image : path
+    model_name : str, optional
+        Shown in the report; default the zoo name, else ``"model"``.
+    target, eps, steps, seed, progress
+        As in :func:`fool_image`.
+    mode : {"RGB", "L"}, optional
+        Default: ``"L"`` for a model whose name starts with ``mnist`` (the
+        CLI's rule), else ``"RGB"``.
+    stem : str, optional
+        File names in the record: ``<stem>.png`` (the adversarial image) and
+        ``<stem>-triptych.png``; default ``<image stem>-adv``, the names
+        ``hoodwink fool`` writes.
+
+    Returns
+    -------
+    dict
+        Data only; ``json.loads(json.dumps(record)) == record``. The fields of
+        :meth:`FoolOutcome.to_dict` (less ``outputs``), plus ``source_name``,
+        ``seed``, ``mode``, ``images`` (``original`` and ``adversarial``, each
+        with its ``png`` as base64; the adversarial one with its ``file``
+        name) and ``figure`` (the triptych's file name). ``timings_s``:
+        ``model_load`` (when loaded by name), ``attack``, ``png_roundtrip``,
+        ``total``.
+
+    Raises
+    ------
+    BudgetExhaustedError
+        No budget worked.
+    """
+    from hoodwink.attacks.result import environment
+    from hoodwink.imaging import encode_png
+
+    t0 = time.perf_counter()
+    timing: dict[str, float] = {}
+    if isinstance(model, str):
+        from hoodwink import zoo
+
+        name = model_name or model
+        clf = zoo.load(model)
+        timing["model_load"] = time.perf_counter() - t0
+    else:
+        name, clf = model_name or "model", model
+    if mode is None:
+        mode = "L" if name.startswith("mnist") else "RGB"
+    src = Path(image)
+    x = load_image(src, mode=mode)
+    budgets = _budgets(eps)
+    fooled = _fool_budgets(clf, x, budgets, eps=eps, target=target, steps=steps, seed=seed,
+                           mode=mode, model_name=name, progress=progress)
+    orig_png = encode_png(x)
+    max_change = int(torch.round((fooled.x_back - x).abs().max() * 255).item())
+    names = clf.class_names
+    file_stem = stem if stem is not None else f"{src.stem}-adv"
+    timing["attack"] = fooled.times.get("attack", 0.0)
+    timing["png_roundtrip"] = fooled.times.get("png_roundtrip", 0.0)
+    total = time.perf_counter() - t0
+    timing["total"] = total
+    tried = fooled.tried
+    rec: dict[str, Any] = {
+        "schema": SCHEMA,
+        "source": str(src), "source_name": src.name, "model": name, "target": target,
+        "target_name": names[target] if names and target is not None else None,
+        "eps": tried[-1], "eps_255": round(tried[-1] * 255, 4), "eps_auto": eps == "auto",
+        "eps_tried": list(tried), "steps": steps, "seed": seed, "mode": mode, "success": True,
+        "before": [dict(p.__dict__) for p in fooled.before],
+        "after": [dict(p.__dict__) for p in fooled.after],
+        "max_change_255": max_change, "size": [int(x.shape[-1]), int(x.shape[-2])],
+        "time_s": total, "timings_s": {k: round(v, 4) for k, v in timing.items()},
+        "images": {
+            "original": {"png": to_b64(orig_png)},
+            "adversarial": {"file": f"{file_stem}.png", "png": to_b64(fooled.png)},
+        },
+        "figure": f"{file_stem}-triptych.png",
+        "environment": environment(),
+    }
+    return check_record(rec, "fool.run")
