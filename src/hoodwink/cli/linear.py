@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 from rich.table import Table
 
-from hoodwink.cli._common import EXIT_FLAGS, console, output_dir, parse_eps, run_guarded, state
+from hoodwink.cli._common import (
+    EXIT_FLAGS,
+    check_output,
+    console,
+    output_dir,
+    parse_eps,
+    run_guarded,
+    state,
+)
 from hoodwink.cli._progress import progress_reporter
 from hoodwink.cli._study_options import OutOpt
 from hoodwink.errors import ConfigError
@@ -86,8 +94,13 @@ def _floats(text: str, name: str) -> list[float]:
 
 def _data(data: str, size: str | None, channels: int | None, val_fraction: float,
           seed: int) -> Any:
+    from hoodwink._validation import Interval, check
     from hoodwink.studies.linear import load_data, parse_size
 
+    # Checked before any data loads: the split and the training seed torch generators,
+    # which take exactly 0..2**64 - 1.
+    seed = check("hoodwink linear", "seed", seed, Interval(int, 0, 2**64 - 1),
+                 hint="Give --seed between 0 and 18446744073709551615.")
     return load_data(data, size=parse_size(size), channels=channels,
                      val_fraction=val_fraction, seed=seed)
 
@@ -137,10 +150,16 @@ def train_cmd(
     out: OutOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Train a softmax classifier (or linear SVM) on raw pixels, with sanity checks."""
+    """Train a softmax classifier (or linear SVM) on raw pixels, with sanity checks.
+
+    Exit codes: 0 trained with every sanity check passing; 2 usage or library
+    error; 3 training finished (or stopped because the loss exploded) but a
+    sanity check fired: the flags are printed and recorded in report.json.
+    """
     flagged: list[bool] = [False]
 
     def go() -> None:
+        check_output(out, "linear-train", files=("model.safetensors",))
         import warnings
 
         from hoodwink.studies.linear.experiments import train
@@ -161,12 +180,9 @@ def train_cmd(
         if json_out:
             _print_json(paths.json)
             return
-        fin = rec["final"]
         console.print(
             f"initial loss {_num(tr['initial_loss'])} (expected "
-            f"{tr['expected_initial_loss']:.3g}); final loss {_num(fin['data_loss'])}; "
-            f"val accuracy {_num(fin['val_accuracy'])}; "
-            f"{tr['time_s']:.2f} s (plateau at epoch {tr['plateau_epoch']})"
+            f"{tr['expected_initial_loss']:.3g}). {train.summary(rec)}", highlight=False,
         )
         for f in tr["flags"]:
             console.print(f"[bold yellow]{f['warning']}:[/] {f['message']}", highlight=False)
@@ -189,6 +205,7 @@ def templates_cmd(
     """Draw every class's weights as an image (a template) in a grid PNG."""
 
     def go() -> None:
+        check_output(out, "linear-templates")
         from hoodwink.studies.linear.experiments import templates
 
         done = _run_study(
@@ -235,6 +252,7 @@ def fool_cmd(
     """Fool the model with its own template (x + α·w_t), side by side with FGSM and PGD."""
 
     def go() -> None:
+        check_output(out, "linear-fool")
         from hoodwink.studies.linear import LinearModel
         from hoodwink.studies.linear.experiments import fool
 
@@ -262,12 +280,33 @@ def fool_cmd(
     run_guarded(go)
 
 
+def _sizes(text: str) -> list[int]:
+    """``--sizes 7,14,28`` as sides >= 1 (at least two), refused before any work."""
+    try:
+        sides = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        sides = []
+    if len(sides) < 2 or min(sides) < 1:
+        raise ConfigError(f"The '--sizes' option must list at least two square sizes >= 1, "
+                          f"e.g. 7,14,28. Got {text!r}.")
+    return sides
+
+
+def _diverged(rows: list[tuple[str, Mapping[str, Any]]]) -> None:
+    """One line per model whose training diverged: its row describes a broken model."""
+    for label, r in rows:
+        if "exploding_loss" in r["flags"]:
+            console.print(f"[bold yellow]ExplodingLossWarning:[/] the model for {label} "
+                          f"diverged at lr={r['lr']:g}; its row describes the weights before "
+                          "the explosion. Lower --lr.", highlight=False)
+
+
 def _g(v: Any) -> str:
     return "never" if v is None or v == float("inf") else f"{v:.4g}"
 
 
-def _num(v: Any) -> str:
-    return "–" if v is None else f"{v:.4g}"
+def _num(v: Any, digits: int = 4) -> str:
+    return "–" if v is None else f"{v:.{digits}g}"
 
 
 @app.command("regularization")
@@ -294,6 +333,7 @@ def regularization_cmd(
     """Sweep weight decay: accuracy, template smoothness and how easily each model is fooled."""
 
     def go() -> None:
+        check_output(out, "linear-regularization")
         from hoodwink.studies.linear.experiments import regularization
 
         d = _data(data, size, channels, val_fraction, seed)
@@ -311,9 +351,10 @@ def regularization_cmd(
                       "wrong-class conf.")
         for r in rec["rows"]:
             table.add_row(f"{r['weight_decay']:g}", f"{r['val_accuracy']:.4f}",
-                          f"{r['roughness']:.3f}", f"{r['mean_l2_distance']:.4g}",
-                          f"{r['mean_linf_distance']:.4g}", f"{r['fooling_confidence']:.3f}")
+                          f"{r['roughness']:.3f}", _num(r["mean_l2_distance"]),
+                          _num(r["mean_linf_distance"]), f"{r['fooling_confidence']:.3f}")
         console.print(table)
+        _diverged([(f"weight decay {r['weight_decay']:g}", r) for r in rec["rows"]])
         for f in rec["findings"]:
             mark = "[green]holds[/]" if f["holds"] else "[red]does not hold[/]"
             console.print(f"{f['claim']}: {mark} ({_g(f['low'])} -> {_g(f['high'])})")
@@ -344,14 +385,11 @@ def dimension_cmd(
     """Train at growing input size and plot the score change ε·‖w‖₁ against n."""
 
     def go() -> None:
+        check_output(out, "linear-dimension")
         from hoodwink.studies.linear.experiments import dimension
 
+        sides = _sizes(sizes)
         d = _data(data, None, channels, val_fraction, seed)
-        try:
-            sides = [int(s) for s in sizes.split(",") if s.strip()]
-        except ValueError as exc:
-            raise ConfigError(f"The '--sizes' option must list integers, e.g. 7,14,28. "
-                              f"Got {sizes!r}.") from exc
         done = _run_study(
             "models", lambda update: dimension.run(
                 d, [(s, s) for s in sides], eps=parse_eps(eps), weight_decay=weight_decay,
@@ -365,9 +403,10 @@ def dimension_cmd(
         table = Table("size", "n", "val acc", "mean |w|", "ε‖w‖₁", "mean min L∞ dist")
         for r in rec["rows"]:
             table.add_row("x".join(map(str, r["size"])), str(r["n"]), f"{r['val_accuracy']:.4f}",
-                          f"{r['mean_abs_weight']:.3g}", f"{r['activation_change']:.4g}",
-                          f"{r['mean_linf_distance']:.4g}")
+                          _num(r["mean_abs_weight"], 3), _num(r["activation_change"]),
+                          _num(r["mean_linf_distance"]))
         console.print(table)
+        _diverged([("x".join(map(str, r["size"])), r) for r in rec["rows"]])
         _written(paths)
 
     run_guarded(go)
@@ -382,6 +421,7 @@ def toy_cmd(
     """The essay's toy logistic regression: score -3 (P = 0.0474) becomes 2 (P = 0.8808)."""
 
     def go() -> None:
+        check_output(out, "linear-toy")
         from hoodwink.studies.linear.experiments import toy
 
         done = _run_study("toy", lambda update: toy.run(alpha, progress=update), toy.report,

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from hoodwink._validation import check_int, check_real
 from hoodwink.data.files import IMAGE_SUFFIXES, load_image_folder, load_npz, resize
 from hoodwink.errors import ConfigError, InputError
 
@@ -213,7 +214,24 @@ def synthetic_images(
     ImageData
         ``size x size`` grey images, ``classes * per_class`` for training and
         ``classes * val_per_class`` for validation.
+
+    Raises
+    ------
+    hoodwink.errors.ConfigError
+        ``classes`` < 2, ``per_class`` or ``val_per_class`` < 1, ``size`` < 2
+        (one pixel has no shape: its prototype would be 0/0), a negative or
+        non-finite ``signal``/``noise``, ``smoothness`` <= 0, or a seed outside
+        [0, 2**64 - 1].
     """
+    owner = "synthetic_images"
+    classes = check_int(owner, "classes", classes, low=2)
+    per_class = check_int(owner, "per_class", per_class, low=1)
+    val_per_class = check_int(owner, "val_per_class", val_per_class, low=1)
+    size = check_int(owner, "size", size, low=2)
+    signal = check_real(owner, "signal", signal, low=0.0)
+    noise = check_real(owner, "noise", noise, low=0.0)
+    smoothness = check_real(owner, "smoothness", smoothness, low=0.0, closed="right")
+    seed = check_int(owner, "seed", seed, low=0, high=2**64 - 1)
     gen = torch.Generator().manual_seed(seed)
     radius = max(1, int(3 * smoothness))
     ax = torch.arange(-radius, radius + 1, dtype=torch.float32)

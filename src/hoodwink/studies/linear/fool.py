@@ -51,8 +51,8 @@ from typing import Any, Literal
 
 import torch
 
-from hoodwink._validation import Options, check, check_choice, check_real
-from hoodwink.errors import InputError
+from hoodwink._validation import Options, check, check_choice, check_int, check_real
+from hoodwink.errors import InputError, ShapeError
 from hoodwink.studies.linear.model import LinearModel
 
 __all__ = [
@@ -89,6 +89,49 @@ def _target(v: torch.Tensor | int, n: int, c: int) -> torch.Tensor:
     if t is None:
         raise InputError("target is required: give the class to fool the model into.")
     return t
+
+
+def _inputs(model: LinearModel, x: torch.Tensor, owner: str) -> torch.Tensor:
+    """``x`` checked: a real, finite tensor of shape (N, *input_shape) or (N, D)."""
+    if not isinstance(model, LinearModel):
+        raise InputError(f"The model of {owner} must be a LinearModel; got "
+                         f"{type(model).__name__}. Load one with LinearModel.load.")
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"x of {owner} must be a torch.Tensor of shape (N, "
+                         f"{', '.join(map(str, model.input_shape))}); got {type(x).__name__}.")
+    if x.dtype == torch.bool or x.is_complex():
+        raise ShapeError(f"x of {owner} has dtype {x.dtype}; it must hold real numbers.")
+    if x.ndim < 2 or (x.shape[0] > 0 and x[0].numel() != model.input_dim):
+        raise ShapeError(
+            f"x of {owner} has shape {tuple(x.shape)}; the model takes a batch of shape "
+            f"(N, {', '.join(map(str, model.input_shape))}) or (N, {model.input_dim}). Add a "
+            "batch dimension to a single input with x[None]."
+        )
+    if not bool(torch.isfinite(x).all()):
+        raise InputError(f"x of {owner} contains NaN or infinite values; the closed forms "
+                         "need finite inputs.")
+    return x
+
+
+def _describe(v: object) -> str:
+    if isinstance(v, torch.Tensor):
+        bad = "" if bool(torch.isfinite(v).all()) or v.is_complex() else ", not all finite"
+        return f"a tensor of shape {tuple(v.shape)}, dtype {v.dtype}{bad}"
+    return type(v).__name__
+
+
+def _alphas(alpha: torch.Tensor | float, n: int, owner: str) -> torch.Tensor | float:
+    """A finite alpha: one number, or a tensor of shape () or (N,)."""
+    if isinstance(alpha, torch.Tensor):
+        if alpha.shape not in ((), (n,)) or alpha.is_complex() or alpha.dtype == torch.bool:
+            raise ShapeError(f"The 'alpha' parameter of {owner} must be a float or a real "
+                             f"tensor of shape ({n},); got shape {tuple(alpha.shape)}, dtype "
+                             f"{alpha.dtype}.")
+        if not bool(torch.isfinite(alpha).all()):
+            raise InputError(f"The 'alpha' parameter of {owner} contains NaN or infinite "
+                             "values; give finite steps.")
+        return alpha
+    return check_real(owner, "alpha", alpha)
 
 
 def _logits64(model: LinearModel, x: torch.Tensor) -> torch.Tensor:
@@ -134,6 +177,7 @@ def template_direction(
     torch.Tensor, same shape as ``x``
     """
     _check_direction(direction, "template_direction")
+    x = _inputs(model, x, "template_direction")
     n = x.shape[0]
     t = _target(target, n, model.num_classes)
     w = model.weight.to(torch.float64)
@@ -171,6 +215,8 @@ def template_attack(
     -------
     torch.Tensor, same shape as ``x``
     """
+    x = _inputs(model, x, "template_attack")
+    alpha = _alphas(alpha, x.shape[0], "template_attack")
     out = _step(x, template_direction(model, x, target, y, direction=direction), alpha)
     return out.clamp(0.0, 1.0) if clip else out
 
@@ -205,6 +251,7 @@ def minimal_alpha(
     >>> round(float(minimal_alpha(m, torch.tensor([[0.8, 0.2]]), 1)[0]), 6)  # (0.8 - 0.2) / 1
     0.6
     """
+    x = _inputs(model, x, "minimal_alpha")
     n = x.shape[0]
     d = template_direction(model, x, target, y, direction=direction).reshape(n, -1)
     w = model.weight.to(torch.float64)
@@ -251,6 +298,11 @@ def measured_minimal_alpha(
     torch.Tensor, shape (N,), float64
         ``inf`` where no grid point is classified as the target.
     """
+    owner = "measured_minimal_alpha"
+    x = _inputs(model, x, owner)
+    alpha_max = check_real(owner, "alpha_max", alpha_max, low=0, closed="neither")
+    grid = check_int(owner, "grid", grid, low=1)
+    refine = check_int(owner, "refine", refine, low=0)
     n = x.shape[0]
     t = _target(target, n, model.num_classes)
     d = template_direction(model, x, t, y, direction=direction).to(torch.float64)
@@ -297,6 +349,12 @@ def alpha_curve(
     -------
     FoolCurve
     """
+    x = _inputs(model, x, "alpha_curve")
+    if not (isinstance(alphas, torch.Tensor) and alphas.ndim == 1 and not alphas.is_complex()
+            and alphas.dtype != torch.bool and bool(torch.isfinite(alphas).all())):
+        raise InputError("The 'alphas' parameter of alpha_curve must be a 1-D tensor of "
+                         "finite steps, e.g. torch.linspace(0, 1, 51); got "
+                         f"{_describe(alphas)}.")
     n = x.shape[0]
     t = _target(target, n, model.num_classes)
     d = template_direction(model, x, t, y, direction=direction)
@@ -388,6 +446,7 @@ def minimal_distance(
     (0.5, 1)
     """
     check_choice("minimal_distance", "norm", norm, ("l2", "linf"))
+    x = _inputs(model, x, "minimal_distance")
     w = model.weight.to(torch.float64)
     z = _logits64(model, x)
     k = z.argmax(dim=1)
@@ -436,6 +495,7 @@ def fooling_confidence(
         Whether any of those perturbations changes the prediction.
     """
     eps = check_real("fooling_confidence", "eps", eps, low=0)
+    x = _inputs(model, x, "fooling_confidence")
     n = x.shape[0]
     flat = x.reshape(n, -1).to(torch.float64)
     w = model.weight.to(torch.float64)

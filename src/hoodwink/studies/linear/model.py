@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
+from hoodwink._validation import check_choice, is_int, reject
 from hoodwink.errors import InputError, MissingDependencyError, ShapeError
 from hoodwink.models.torch import TorchClassifier
 from hoodwink.studies.linear.sanity import LossKind
@@ -51,21 +53,58 @@ class LinearModel:
     class_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        owner = "LinearModel"
+        for name in ("weight", "bias"):
+            t = getattr(self, name)
+            if not isinstance(t, torch.Tensor):
+                raise InputError(
+                    f"The '{name}' of LinearModel must be a torch.Tensor; got "
+                    f"{type(t).__name__}. Convert it with torch.as_tensor(..., "
+                    "dtype=torch.float32)."
+                )
+            if not t.is_floating_point():
+                raise ShapeError(
+                    f"The '{name}' of LinearModel must be a floating-point tensor; got dtype "
+                    f"{t.dtype}. Convert it with .float()."
+                )
+            if not bool(torch.isfinite(t).all()):
+                raise InputError(
+                    f"The '{name}' of LinearModel contains NaN or infinite values; a linear "
+                    "model needs finite weights (was it trained with too high a learning rate?)."
+                )
         if self.weight.ndim != 2 or self.bias.shape != (self.weight.shape[0],):
             raise ShapeError(
                 f"LinearModel needs weight of shape (C, D) and bias of shape (C,); got "
                 f"{tuple(self.weight.shape)} and {tuple(self.bias.shape)}."
             )
-        if int(np.prod(self.input_shape)) != self.weight.shape[1]:
+        if self.weight.shape[0] < 1 or self.weight.shape[1] < 1:
             raise ShapeError(
-                f"input_shape {self.input_shape} has {int(np.prod(self.input_shape))} values but "
+                f"LinearModel needs at least one class and one input value; the weight has "
+                f"shape {tuple(self.weight.shape)}."
+            )
+        shape = self.input_shape
+        if not (isinstance(shape, tuple | list) and shape
+                and all(is_int(s) and s >= 1 for s in shape)):
+            reject(owner, "input_shape", shape, "a non-empty tuple of ints >= 1",
+                   hint="E.g. (1, 28, 28) for MNIST (channels first).")
+        object.__setattr__(self, "input_shape", tuple(int(s) for s in shape))
+        if math.prod(self.input_shape) != self.weight.shape[1]:
+            raise ShapeError(
+                f"input_shape {self.input_shape} has {math.prod(self.input_shape)} values but "
                 f"the weight has {self.weight.shape[1]} columns."
             )
-        if self.class_names is not None and len(self.class_names) != self.weight.shape[0]:
-            raise ShapeError(
-                f"class_names has {len(self.class_names)} entries for {self.weight.shape[0]} "
-                "classes."
-            )
+        object.__setattr__(self, "kind", check_choice(owner, "kind", self.kind,
+                                                      ("softmax", "svm")))
+        names = self.class_names
+        if names is not None:
+            if not (isinstance(names, tuple | list) and all(isinstance(n, str) for n in names)):
+                reject(owner, "class_names", names, "a tuple of str or None")
+            if len(names) != self.weight.shape[0]:
+                raise ShapeError(
+                    f"class_names has {len(names)} entries for {self.weight.shape[0]} "
+                    "classes."
+                )
+            object.__setattr__(self, "class_names", tuple(names))
 
     @property
     def num_classes(self) -> int:
@@ -177,20 +216,57 @@ class LinearModel:
                 tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
         except Exception as exc:  # safetensors raises its own error types
             raise InputError(f"{p} is not a readable safetensors file: {exc}") from exc
-        if meta.get("format") != _FORMAT or set(tensors) != {"weight", "bias"}:
-            raise InputError(
-                f"{p} is not a hoodwink linear model (format {meta.get('format')!r}, tensors "
-                f"{sorted(tensors)}); it must come from LinearModel.save."
+
+        def bad(problem: str) -> InputError:
+            return InputError(
+                f"{p} is not a valid hoodwink linear model: {problem}. Save models with "
+                "LinearModel.save (or 'hoodwink linear train')."
             )
-        names = json.loads(meta["class_names"])
+
+        if meta.get("format") != _FORMAT:
+            raise bad(f"its 'format' metadata is {meta.get('format')!r}, not {_FORMAT!r}")
+        if set(tensors) != {"weight", "bias"}:
+            raise bad(f"it holds the tensors {sorted(tensors)}, not 'weight' and 'bias'")
+        for field in ("kind", "input_shape", "class_names"):
+            if field not in meta:
+                raise bad(f"the metadata field '{field}' is missing")
         kind = meta["kind"]
         if kind not in ("softmax", "svm"):
-            raise InputError(f"{p} records an unknown model kind {kind!r}.")
-        return cls(
-            weight=tensors["weight"], bias=tensors["bias"],
-            input_shape=tuple(int(v) for v in json.loads(meta["input_shape"])),
-            kind=kind, class_names=tuple(names) if names is not None else None,
-        )
+            raise bad(f"the metadata field 'kind' is {kind!r}, not 'softmax' or 'svm'")
+        shape = _json_field(meta, "input_shape", bad)
+        if not (isinstance(shape, list) and shape
+                and all(type(v) is int and v >= 1 for v in shape)):
+            raise bad(f"the metadata field 'input_shape' is {meta['input_shape']!r}, not a "
+                      "list of ints >= 1")
+        names = _json_field(meta, "class_names", bad)
+        if names is not None and not (isinstance(names, list)
+                                      and all(isinstance(n, str) for n in names)):
+            raise bad(f"the metadata field 'class_names' is {meta['class_names']!r}, not a "
+                      "list of strings or null")
+        weight, bias = tensors["weight"], tensors["bias"]
+        for name, t in (("weight", weight), ("bias", bias)):
+            if t.dtype != torch.float32:
+                raise bad(f"the tensor '{name}' has dtype {t.dtype}, not float32")
+            if not bool(torch.isfinite(t).all()):
+                raise bad(f"the tensor '{name}' contains NaN or infinite values")
+        if weight.ndim != 2 or bias.shape != (weight.shape[0],):
+            raise bad(f"the tensors 'weight' {tuple(weight.shape)} and 'bias' "
+                      f"{tuple(bias.shape)} are not shaped (C, D) and (C,)")
+        if weight.shape[0] < 1 or math.prod(shape) != weight.shape[1]:
+            raise bad(f"the metadata field 'input_shape' {shape} does not match the "
+                      f"{weight.shape[1]} columns of 'weight'")
+        if names is not None and len(names) != weight.shape[0]:
+            raise bad(f"the metadata field 'class_names' has {len(names)} names for "
+                      f"{weight.shape[0]} classes")
+        return cls(weight=weight, bias=bias, input_shape=tuple(shape), kind=kind,
+                   class_names=tuple(names) if names is not None else None)
+
+
+def _json_field(meta: dict[str, str], field: str, bad: Callable[[str], InputError]) -> Any:
+    try:
+        return json.loads(meta[field])
+    except ValueError as exc:
+        raise bad(f"the metadata field '{field}' is not valid JSON ({meta[field]!r})") from exc
 
 
 def _safetensors() -> Any:

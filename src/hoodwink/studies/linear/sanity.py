@@ -237,7 +237,8 @@ def check_exploding_loss(
         f"{initial_loss:.4g}; the limit is {EXPLODE_FACTOR:g}x that). The learning rate "
         f"lr={lr:g} is too high for this input scale: lower it, e.g. lr={suggestion:g}, and "
         "keep lowering it by 10x until the loss decreases steadily. Training was stopped; the "
-        "model keeps the weights of the last epoch before the explosion."
+        "model keeps the weights of the last epoch completed before the explosion (the "
+        "initial weights if none was)."
     )
     return SanityFlag(
         check="exploding_loss", message=message, value=shown, expected=limit,

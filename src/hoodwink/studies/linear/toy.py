@@ -22,7 +22,11 @@ TOY_W: tuple[float, ...] = (-1, -1, 1, -1, 1, -1, 1, 1, -1, 1)
 
 
 def _sigmoid(s: float) -> float:
-    return 1.0 / (1.0 + math.exp(-s))
+    """``1 / (1 + exp(-s))`` without overflow: exp is only taken of a non-positive number."""
+    if s >= 0:
+        return 1.0 / (1.0 + math.exp(-s))
+    e = math.exp(s)
+    return e / (1.0 + e)
 
 
 @dataclass(frozen=True)
@@ -74,16 +78,24 @@ def toy_example(
     >>> r.x_adv
     (1.5, -1.5, 3.5, -2.5, 2.5, 1.5, 1.5, -3.5, 4.5, 1.5)
     """
-    from hoodwink._validation import check_real, reject
+    from hoodwink._validation import check_real, is_real, reject
 
-    alpha = check_real("toy_example", "alpha", alpha)
+    owner = "toy_example"
+    alpha = check_real(owner, "alpha", alpha)
+    b = check_real(owner, "b", b)
+    for name, v in (("x", x), ("w", w)):
+        if isinstance(v, str) or not all(is_real(e) and math.isfinite(float(e)) for e in v):
+            reject(owner, name, v, "a sequence of finite floats")
     if len(x) != len(w) or not x:
-        reject("toy_example", "w", w, f"as long as x ({len(x)} values) and not empty")
-    score = float(sum(wi * xi for wi, xi in zip(w, x, strict=True)) + b)
-    x_adv = tuple(float(xi + alpha * wi) for xi, wi in zip(x, w, strict=True))
-    score_adv = float(sum(wi * xi for wi, xi in zip(w, x_adv, strict=True)) + b)
+        reject(owner, "w", w, f"as long as x ({len(x)} values) and not empty")
+    xs, ws = tuple(float(v) for v in x), tuple(float(v) for v in w)
+    score = sum(wi * xi for wi, xi in zip(ws, xs, strict=True)) + b
+    x_adv = tuple(xi + alpha * wi for xi, wi in zip(xs, ws, strict=True))
+    score_adv = sum(wi * xi for wi, xi in zip(ws, x_adv, strict=True)) + b
+    if not all(math.isfinite(v) for v in (score, score_adv, *x_adv)):
+        reject(owner, "alpha", alpha, "small enough that x + alpha * w and its score stay "
+               "finite floats", hint="The toy example needs |alpha| well below 1e300.")
     return ToyResult(
-        x=tuple(float(v) for v in x), w=tuple(float(v) for v in w), b=float(b),
-        alpha=float(alpha), x_adv=x_adv, score=score, probability=_sigmoid(score),
+        x=xs, w=ws, b=b, alpha=alpha, x_adv=x_adv, score=score, probability=_sigmoid(score),
         score_adv=score_adv, probability_adv=_sigmoid(score_adv), gain=score_adv - score,
     )

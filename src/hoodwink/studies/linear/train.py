@@ -159,6 +159,10 @@ def _as_xy(x: torch.Tensor, y: torch.Tensor, name: str) -> tuple[torch.Tensor, t
         )
     if y.is_floating_point() or y.dtype == torch.bool:
         raise ShapeError(f"{name}: y has dtype {y.dtype}; labels must be integer class indices.")
+    if x.is_complex() or x.dtype == torch.bool:
+        raise ShapeError(f"{name}: x has dtype {x.dtype}; inputs must be real numbers.")
+    if x[0].numel() == 0:
+        raise ShapeError(f"{name}: x has no values per sample (shape {tuple(x.shape)}).")
     if not bool(torch.isfinite(x).all()):
         raise InputError(f"{name}: x contains NaN or infinite values.")
     return x.reshape(x.shape[0], -1).to(torch.float32), y.to(torch.int64)
@@ -253,24 +257,38 @@ def train_linear(
     weight_decay = check_real(owner, "weight_decay", weight_decay, low=0)
     epochs = check_int(owner, "epochs", epochs, low=1)
     batch_size = check_int(owner, "batch_size", batch_size, low=1)
-    seed = check_int(owner, "seed", seed, low=0)
+    # torch.Generator.manual_seed takes exactly the 64-bit unsigned range.
+    seed = check_int(owner, "seed", seed, low=0, high=2**64 - 1)
     momentum = check_real(owner, "momentum", momentum, low=0, high=1, closed="left")
     input_shape = tuple(int(s) for s in x.shape[1:]) if isinstance(x, torch.Tensor) else ()
     xf, yf = _as_xy(x, y, "train_linear")
+    if class_names is not None:
+        if isinstance(class_names, str) or not all(isinstance(c, str) for c in class_names):
+            raise InputError(f"class_names must be a sequence of str; got {class_names!r}.")
+        class_names = tuple(class_names)
+    num_classes = check_int(owner, "num_classes", num_classes, low=2, allow_none=True)
     if num_classes is None:
         num_classes = len(class_names) if class_names is not None else int(yf.max()) + 1
     if num_classes < 2:
         raise InputError(
             f"train_linear needs at least 2 classes; the labels give {num_classes}."
         )
-    if bool(((yf < 0) | (yf >= num_classes)).any()):
-        raise InputError(f"y has labels outside 0..{num_classes - 1}.")
+    if class_names is not None and len(class_names) != num_classes:
+        raise InputError(
+            f"class_names has {len(class_names)} names for {num_classes} classes; give one "
+            "name per class."
+        )
+    _check_labels(yf, num_classes, "y")
     xv: torch.Tensor | None = None
     yv: torch.Tensor | None = None
+    if (x_val is None) != (y_val is None):
+        raise InputError("x_val and y_val come together: give both validation inputs and "
+                         "their labels, or neither.")
     if x_val is not None and y_val is not None:
         xv, yv = _as_xy(x_val, y_val, "validation data")
         if xv.shape[1] != xf.shape[1]:
             raise ShapeError(f"x_val has {xv.shape[1]} values per sample; x has {xf.shape[1]}.")
+        _check_labels(yv, num_classes, "y_val")
     n, d = xf.shape
     gen = torch.Generator().manual_seed(int(seed))
     w = (torch.randn(num_classes, d, generator=gen) * init_std).requires_grad_(True)
@@ -321,6 +339,8 @@ def train_linear(
                     log.diverged = True
                     break
             if log.diverged:
+                if progress is not None:
+                    progress(epoch, epochs, f"diverged at step {state.step}")
                 break
             with torch.no_grad():
                 dl, acc = _evaluate(w.detach(), b.detach(), xf, yf, kind)
@@ -331,6 +351,8 @@ def train_linear(
                 flag(check_exploding_loss([math.inf], initial_loss=initial_loss,
                                           expected=expected, lr=lr, step=state.step))
                 log.diverged = True
+                if progress is not None:
+                    progress(epoch, epochs, f"diverged at step {state.step}")
                 break
             state.good_w, state.good_b = w.detach().clone(), b.detach().clone()
             log.epochs.append({
@@ -348,9 +370,19 @@ def train_linear(
     log.time_s = time.perf_counter() - t0
     model = LinearModel(
         weight=state.good_w, bias=state.good_b, input_shape=input_shape or (d,), kind=kind,
-        class_names=tuple(class_names) if class_names is not None else None,
+        class_names=class_names,
     )
     return model, log
+
+
+def _check_labels(y: torch.Tensor, num_classes: int, name: str) -> None:
+    bad = (y < 0) | (y >= num_classes)
+    if bool(bad.any()):
+        wrong = sorted({int(v) for v in y[bad][:5]})
+        raise InputError(
+            f"{name} has labels outside 0..{num_classes - 1} (e.g. {wrong}); labels must be "
+            f"class indices of the {num_classes} classes."
+        )
 
 
 @dataclass

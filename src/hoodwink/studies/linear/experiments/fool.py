@@ -111,7 +111,8 @@ def run(
     n_val = data.x_val.shape[0]
     index = check_int(_OWNER, "index", index, 0, n_val - 1)
     confidence = check_real(_OWNER, "confidence", confidence, 0, 1, closed="neither")
-    noise_seed = check_int(_OWNER, "noise_seed", noise_seed, low=0)
+    # torch.Generator.manual_seed takes exactly the 64-bit unsigned range.
+    noise_seed = check_int(_OWNER, "noise_seed", noise_seed, low=0, high=2**64 - 1)
     n_compare = check_int(_OWNER, "n_compare", n_compare, low=1)
     pgd_steps = check_int(_OWNER, "pgd_steps", pgd_steps, low=1)
     linf_grid = [check_real(_OWNER, "eps_linf", e, low=0, closed="neither") for e in eps_linf]
@@ -324,13 +325,25 @@ def _curves(examples: list[dict[str, Any]], names: list[str]) -> bytes:
 
 
 def _comparison(cmp_: Mapping[str, Any]) -> bytes:
+    return png(_comparison_figure(cmp_))
+
+
+def _comparison_figure(cmp_: Mapping[str, Any]) -> Any:
+    """Success against eps, one panel per norm; an attack keeps its colour in both panels.
+
+    FGSM runs only under L∞, so colouring by the order within a panel would give PGD
+    a different colour in the L2 panel: colours come from the order over all rows.
+    """
     fig = figure(10, 3.6)
     axes = fig.subplots(1, 2)
+    colours = {name: f"C{i}" for i, name in
+               enumerate(dict.fromkeys(r["attack"] for r in cmp_["rows"]))}
     for ax, norm in zip(axes, ("linf", "l2"), strict=True):
         rows = [r for r in cmp_["rows"] if r["norm"] == norm]
         for name in dict.fromkeys(r["attack"] for r in rows):
             pts = [(r["eps"], r["success_rate"]) for r in rows if r["attack"] == name]
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name,
+                    color=colours[name])
         ticks = sorted({r["eps"] for r in rows})
         if ticks:
             ax.set_xscale("log")
@@ -342,4 +355,4 @@ def _comparison(cmp_: Mapping[str, Any]) -> bytes:
         if rows:
             ax.legend(fontsize=7)
     fig.tight_layout()
-    return png(fig)
+    return fig

@@ -30,7 +30,7 @@ from hoodwink.studies.linear.sanity import (
 )
 from hoodwink.studies.linear.train import TrainingLog, train_linear
 
-__all__ = ["record", "report", "run"]
+__all__ = ["record", "report", "run", "summary"]
 
 
 def run(
@@ -133,18 +133,44 @@ def report(record: Mapping[str, Any]) -> Rendered:
     for f in tr["flags"]:
         rep.text(f"**{f['warning']}**: {f['message']}")
     rep.heading("Result")
-    fin = r["final"]
-    plateau_s = "–" if tr["plateau_time_s"] is None else f"{tr['plateau_time_s']:.3g}"
-    rep.text(
-        f"After {len(tr['epochs'])} epochs ({tr['time_s']:.2f} s; the loss reached within 1% "
-        f"of its final value at epoch {tr['plateau_epoch']}, {plateau_s} s): "
+    rep.text(summary(r))
+    rep.figure("loss.png", "Minibatch loss per step and accuracy per epoch")
+    rep.figure("templates.png", "Class templates (weights reshaped to images)")
+    return Rendered(rep, {"loss.png": _loss_figure(tr), "templates.png": draw(r["templates"])})
+
+
+def summary(record: Mapping[str, Any]) -> str:
+    """One paragraph on how training ended, from the record: the page's and the CLI's text.
+
+    A diverged run says so, with the step and how many epochs completed, instead
+    of a final loss and plateau it does not have.
+    """
+    tr = record["training"]
+    fin = record["final"]
+    done = len(tr["epochs"])
+    epochs = f"{done} epoch{'' if done == 1 else 's'}"
+    if tr["diverged"]:
+        steps = len(tr["step_losses"])
+        kept = (f"the model keeps the weights of epoch {done}" if done
+                else "no epoch completed, so the model keeps its initial random weights")
+        text = (f"Training diverged (the loss exploded) at step {steps}, after {epochs} "
+                f"({tr['time_s']:.2f} s); {kept}.")
+        if not done:
+            return text
+        return (f"{text} At epoch {done}: training loss {_num(fin['data_loss'])} + "
+                f"regularisation {_num(fin['reg_loss'])}, train accuracy "
+                f"{_num(fin['train_accuracy'])}, validation accuracy "
+                f"{_num(fin['val_accuracy'])}.")
+    plateau = tr["plateau_epoch"]
+    plateau_s = "" if tr["plateau_time_s"] is None else f", {tr['plateau_time_s']:.3g} s"
+    where = ("" if plateau is None else
+             f"; the loss reached within 1% of its final value at epoch {plateau}{plateau_s}")
+    return (
+        f"After {epochs} ({tr['time_s']:.2f} s{where}): "
         f"training loss {_num(fin['data_loss'])} + regularisation {_num(fin['reg_loss'])}, "
         f"train accuracy {_num(fin['train_accuracy'])}, validation accuracy "
         f"{_num(fin['val_accuracy'])}."
     )
-    rep.figure("loss.png", "Minibatch loss per step and accuracy per epoch")
-    rep.figure("templates.png", "Class templates (weights reshaped to images)")
-    return Rendered(rep, {"loss.png": _loss_figure(tr), "templates.png": draw(r["templates"])})
 
 
 def _num(v: float | None) -> str:
