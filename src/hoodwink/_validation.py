@@ -88,8 +88,10 @@ __all__ = [
     "check_int",
     "check_real",
     "describe",
+    "format_apart",
     "is_int",
     "is_real",
+    "parse_index",
     "reject",
     "validate_fields",
 ]
@@ -648,3 +650,47 @@ class Validated:
     """Mixin that declares the ``_constraints`` table read by :func:`validate_fields`."""
 
     _constraints: ClassVar[Constraints] = {}
+
+
+# ---------------------------------------------------------------- message helpers
+def format_apart(value: float, reference: float, digits: int = 4) -> tuple[str, str]:
+    """Format two numbers with the fewest significant digits (at least ``digits``) that
+    tell them apart.
+
+    A message such as "x has values in [0, 1], outside the bounds [0, 1]" hides the
+    problem when x is 1 + 1e-7; this prints ``1.0000001`` against ``1``. Equal numbers
+    are formatted with ``digits`` digits.
+
+    Examples
+    --------
+    >>> format_apart(1 + 1e-7, 1.0)
+    ('1.0000001', '1')
+    >>> format_apart(-2.1, 0.0)
+    ('-2.1', '0')
+    """
+    for p in range(digits, 18):
+        a, b = f"{value:.{p}g}", f"{reference:.{p}g}"
+        if value == reference or a != b:
+            return a, b
+    return repr(value), repr(reference)
+
+
+def parse_index(text: str) -> int | None:
+    """An integer written in ASCII digits with an optional sign, else None.
+
+    ``str.isdigit`` accepts superscripts ("²") and other scripts' digits, which ``int``
+    then refuses or reads differently; this does not. More than 100 digits give
+    ``±10**100`` (outside any index range) without meeting ``int``'s digit limit.
+
+    Examples
+    --------
+    >>> parse_index(" 42"), parse_index("-3"), parse_index("²"), parse_index("4 2")
+    (42, -3, None, None)
+    """
+    s = text.strip()
+    body = s[1:] if s[:1] in ("+", "-") else s
+    if not body or not all("0" <= ch <= "9" for ch in body):
+        return None
+    sign = -1 if s[:1] == "-" else 1
+    digits = body.lstrip("0") or "0"
+    return sign * (10**100 if len(digits) > 100 else int(digits))

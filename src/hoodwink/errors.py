@@ -11,7 +11,8 @@ Tree::
     ├── ConfigError(ValueError)          bad attack or function parameter
     ├── InputError(ValueError)           bad data passed at call time
     │   ├── OutOfBoundsError             x outside the model bounds
-    │   └── ShapeError                   wrong shape, rank or dtype
+    │   ├── ShapeError                   wrong shape, rank or dtype
+    │   └── MissingLabelsError           a figure needs true labels the run did not have
     ├── ModelOutputError                 the model returned something unusable
     ├── CapabilityError(TypeError)       the model cannot do what the attack needs
     ├── MissingDependencyError(ImportError)  an optional extra is not installed
@@ -36,6 +37,7 @@ __all__ = [
     "InputError",
     "InternalError",
     "MissingDependencyError",
+    "MissingLabelsError",
     "ModelOutputError",
     "OutOfBoundsError",
     "SanityWarning",
@@ -62,6 +64,14 @@ class OutOfBoundsError(InputError):
 
 class ShapeError(InputError):
     """An array has the wrong shape, rank or dtype."""
+
+
+class MissingLabelsError(InputError):
+    """A figure needs true labels (robust or clean accuracy) but the run had none.
+
+    Pass ``y`` to the attack (or to ``sweep``); without labels only the success
+    rate against the model's own predictions is defined.
+    """
 
 
 class ModelOutputError(HoodwinkError):

@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Report", "ReportPaths", "atomic_write_bytes", "atomic_write_text", "to_jsonable"]
+__all__ = [
+    "Report",
+    "ReportPaths",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "check_output_path",
+    "to_jsonable",
+]
 
 
 @dataclass(frozen=True)
@@ -134,7 +141,7 @@ class Report:
     def write(self, folder: str | Path, stem: str = "report") -> ReportPaths:
         """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.html`` into ``folder``."""
         d = Path(folder)
-        d.mkdir(parents=True, exist_ok=True)
+        make_folder(d)
         paths = ReportPaths(d, d / f"{stem}.json", d / f"{stem}.md", d / f"{stem}.html")
         atomic_write_text(paths.json, json.dumps(self.full_record(), indent=2) + "\n")
         atomic_write_text(paths.markdown, self.markdown())
@@ -216,18 +223,169 @@ def _short_floats(a: Any) -> Any:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and rename: never half-written."""
+    """Write ``data`` to ``path`` via a temporary file and rename: never half-written.
+
+    Raises
+    ------
+    ConfigError
+        ``path`` cannot be written (a folder is in the way, its folder is missing
+        or refuses new files, the disk is full, ...): one line naming the path and
+        the reason, never a raw ``OSError``.
+    """
     p = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    if p.is_dir():
+        raise _config_error(f"Cannot write {p}: it is a folder. Give a file name.")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _config_error(_write_problem(p, exc)) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         # mkstemp creates 0600; a file the user asked for gets the user's umask, like open().
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, p)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _config_error(_write_problem(p, exc)) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _config_error(message: str) -> Exception:
+    from hoodwink.errors import ConfigError
+
+    return ConfigError(message)
+
+
+def _write_problem(p: Path, exc: OSError) -> str:
+    reason = exc.strerror or type(exc).__name__
+    return f"Cannot write {p}: {reason}. Choose another output location."
+
+
+def make_folder(folder: str | Path) -> Path:
+    """Create ``folder`` and its parents (no error when it exists).
+
+    Raises
+    ------
+    ConfigError
+        A file is in the way, or the folder cannot be created.
+    """
+    d = Path(folder)
+    problem = output_problem(d, kind="folder")
+    if problem is not None:
+        raise _config_error(problem)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _config_error(
+            f"Cannot write {d}: creating the folder failed ({exc.strerror or exc}). Choose "
+            "another output location."
+        ) from exc
+    return d
+
+
+def check_output_path(
+    path: str | Path, *, kind: str = "file", files: tuple[str, ...] = ()
+) -> Path:
+    """Check, before any work, that ``path`` can be written; create nothing.
+
+    Parameters
+    ----------
+    path : str or Path
+        The output file (``kind="file"``) or folder (``kind="folder"``). Missing
+        folders above it may be created later: then the nearest existing one
+        must accept new files.
+    kind : {"file", "folder"}
+    files : tuple of str
+        For a folder: the names the caller will write inside it; none may be
+        an existing folder.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    ConfigError
+        ``path`` (or one of ``files``) is an existing folder where a file is
+        expected, a file where a folder is expected, something that is not a
+        regular file, lies under a regular file, or its nearest existing folder
+        refuses new files (found by creating and removing a probe file there,
+        which also catches ``/proc`` and read-only mounts for root).
+    """
+    p = Path(path)
+    problem = output_problem(p, kind=kind, files=files)
+    if problem is not None:
+        raise _config_error(problem)
+    return p
+
+
+def output_problem(path: Path, *, kind: str = "file", files: tuple[str, ...] = ()) -> str | None:
+    """The reason ``path`` cannot be written, or None (see :func:`check_output_path`)."""
+    import stat
+
+    if kind not in ("file", "folder"):
+        raise _config_error(f"The 'kind' parameter must be 'file' or 'folder'. Got {kind!r}.")
+    text = str(path)
+    if not text or "\x00" in text:
+        return f"Cannot write {text!r}: give a non-empty path without NUL characters."
+    fix = "Choose another output location."
+    try:
+        st = path.stat() if path.exists() or path.is_symlink() else None
+    except OSError as exc:
+        return f"Cannot write {path}: {exc.strerror or exc}. {fix}"
+    if st is not None:
+        if kind == "file" and stat.S_ISDIR(st.st_mode):
+            return (f"Cannot write {path}: it is a folder. Give a file name, e.g. "
+                    f"{path / 'out.png'}.")
+        if kind == "folder" and not stat.S_ISDIR(st.st_mode):
+            return f"Cannot write into {path}: it is a file, not a folder. {fix}"
+        if kind == "file" and not stat.S_ISREG(st.st_mode):
+            return f"Cannot write {path}: it exists and is not a regular file. {fix}"
+    for name in files:
+        child = path / name
+        if child.is_dir():
+            return f"Cannot write {child}: it is a folder. Remove it or choose another folder."
+    # The folder the file goes into, or the nearest one that exists.
+    folder = path if kind == "folder" and st is not None else path.parent
+    while True:
+        try:
+            fst = folder.stat()
+        except FileNotFoundError:
+            if folder == folder.parent:
+                return f"Cannot write {path}: no existing folder above it. {fix}"
+            folder = folder.parent
+            continue
+        except NotADirectoryError:
+            folder = folder.parent
+            continue
+        except OSError as exc:
+            return f"Cannot write {path}: {exc.strerror or exc} ({folder}). {fix}"
+        break
+    if not stat.S_ISDIR(fst.st_mode):
+        return f"Cannot write {path}: {folder} is a file, not a folder. {fix}"
+    name_max = _name_max(folder)
+    too_long = [part for part in path.parts if len(os.fsencode(part)) > name_max]
+    if too_long:
+        return (f"Cannot write {path}: the name {too_long[0][:40]!r}... is longer than "
+                f"{name_max} bytes. {fix}")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".hoodwink-probe-")
+    except OSError as exc:
+        return (f"Cannot write {path}: the folder {folder} refuses new files "
+                f"({exc.strerror or type(exc).__name__}). {fix}")
+    os.close(fd)
+    Path(probe).unlink(missing_ok=True)
+    return None
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
 
 
 def _umask() -> int:

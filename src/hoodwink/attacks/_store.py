@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from hoodwink.errors import InputError, MissingDependencyError
+from hoodwink.errors import ConfigError, InputError, MissingDependencyError
 from hoodwink.reports import atomic_write_bytes, atomic_write_text
 
 __all__ = ["read_pair", "write_pair"]
@@ -51,7 +51,13 @@ def write_pair(path: str | Path, rec: dict[str, Any], tensors: dict[str, torch.T
     st = _safetensors(f"{what}.save()")
     json_path = _json_path(path, what)
     tensor_path = json_path.with_suffix(".safetensors")
-    json_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a path under a file, /proc, no permission: one clear line
+        raise ConfigError(
+            f"Cannot write {what} to {json_path}: {exc.strerror or exc}. Pass a path in a "
+            "writable folder."
+        ) from exc
     data: bytes = st.save(tensors, metadata={"schema": rec["schema"]})
     atomic_write_bytes(tensor_path, data)
     rec = dict(rec)
@@ -72,6 +78,8 @@ def read_pair(path: str | Path, schema: str,
         rec = json.loads(json_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{json_path} is not a JSON file ({exc}). {fix}") from exc
+    except OSError as exc:
+        raise InputError(f"Cannot read {json_path}: {exc.strerror or exc}.") from exc
     got = rec.get("schema") if isinstance(rec, dict) else None
     family = schema.split("/", 1)[0]
     if not isinstance(got, str) or not got.startswith(family + "/"):
@@ -98,7 +106,10 @@ def read_pair(path: str | Path, schema: str,
             f"The tensor file {tensor_path} named by {json_path} does not exist. Keep the "
             ".safetensors file beside the .json file, with the name save() gave it."
         )
-    data = tensor_path.read_bytes()
+    try:
+        data = tensor_path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"Cannot read {tensor_path}: {exc.strerror or exc}.") from exc
     digest = hashlib.sha256(data).hexdigest()
     if digest != ref["sha256"]:
         raise InputError(

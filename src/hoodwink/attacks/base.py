@@ -25,6 +25,8 @@ from hoodwink._validation import (
     Interval,
     Options,
     check_real,
+    format_apart,
+    is_int,
     reject,
     validate_fields,
 )
@@ -49,6 +51,13 @@ __all__ = ["Attack", "AttackInputs", "GradientAttack"]
 _NORMS: tuple[str, ...] = ("linf", "l2", "l1")
 #: The largest seed torch.Generator.manual_seed takes.
 _MAX_SEED = 2**64 - 1
+#: Budgets beyond this many times the diameter of the input box are all the same
+#: budget (the whole box) and are capped to it, so that no step overflows a float.
+_EPS_HEADROOM = 1024.0
+#: A step longer than this many times eps ends, after projection, where an
+#: infinitely long one would (to float32 precision); longer steps only overflow.
+_STEP_HEADROOM = 2.0**25
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,11 +67,15 @@ class AttackInputs:
     Attributes
     ----------
     x : torch.Tensor
-        Inputs on the model's device, float, within bounds.
+        Inputs on the model's device, float32 or float64, within bounds (and
+        snapped onto the model's grid when it has ``levels``).
     labels : torch.Tensor
         True labels (untargeted) or targets (targeted), int64, shape (N,).
     targeted : bool
     eps : float
+        The budget to work with: the caller's, capped at 1024 times the
+        diameter of the input box (a larger budget is the same constraint),
+        so that every step stays finite.
     y : torch.Tensor or None
         True labels when given (also for targeted attacks).
     generator : torch.Generator
@@ -99,6 +112,16 @@ class AttackInputs:
     def has_pred_clean(self) -> bool:
         """Whether :attr:`pred_clean` is known yet."""
         return bool(self._clean)
+
+    @property
+    def max_stepsize(self) -> float:
+        """The longest step an attack should take: longer ones end in the same place.
+
+        After projection onto the eps-ball, a step of ``2**25 * eps`` lands where
+        an infinitely long one would, to float32 precision; a longer one would
+        only overflow into inf or NaN.
+        """
+        return min(_STEP_HEADROOM * self.eps, _finite_cap(self.x.dtype))
 
     def set_pred_clean(self, pred: torch.Tensor) -> None:
         """Record the clean predictions, computed by the attack's first pass at ``x``.
@@ -193,6 +216,31 @@ class Attack:
         Returns
         -------
         AttackResult
+            ``x_adv`` has the dtype of ``x``; float16 and bfloat16 inputs are
+            attacked in float32, and the result is rounded towards ``x`` in
+            the input dtype before it is checked, so the eps-ball, the bounds,
+            ``perturbation_norm`` and ``success`` all hold for exactly the
+            returned tensor. When the model has ``levels``, ``x`` must lie on
+            its grid (to 1/1000 of a step) and is taken to be its grid point:
+            the eps-ball and ``perturbation_norm`` are around that point.
+
+        Raises
+        ------
+        hoodwink.errors.CapabilityError
+            When ``model`` is not a hoodwink model instance (e.g. the class
+            itself), cannot give gradients to a gradient attack, or lives on
+            the meta device.
+        hoodwink.errors.ConfigError
+            When ``eps`` is not a real number in [0, inf).
+        hoodwink.errors.InputError
+            When ``x``, ``y`` or ``target`` is unusable: a
+            :class:`~hoodwink.errors.ShapeError` for a wrong shape or dtype
+            (including model bounds not shaped like one input), an
+            :class:`~hoodwink.errors.OutOfBoundsError` for values outside the
+            bounds, an InputError for labels outside the model's classes,
+            off-grid inputs, NaN or meta tensors.
+        hoodwink.errors.InternalError
+            When a guarantee fails (a hoodwink bug).
         """
         t0 = time.perf_counter()
         self._check_model(model)
@@ -205,7 +253,7 @@ class Attack:
         with evaluating() if callable(evaluating) else contextlib.nullcontext():
             inputs, orig, checks = self._prepare(model, x, y, target, eps_f, report)
             x_adv, queries = self._run(model, inputs)
-            return self._finish(model, inputs, orig, x_adv, queries + checks, t0)
+            return self._finish(model, inputs, orig, x_adv, queries + checks, t0, eps=eps_f)
 
     def sweep(
         self,
@@ -242,18 +290,15 @@ class Attack:
         Raises
         ------
         hoodwink.errors.ConfigError
-            When ``eps`` is a single number, empty or not flat, or a budget in
-            it is invalid (as for a single call).
+            When ``eps`` is not a list, tuple, range or 1-d array of real
+            numbers (a single number, a string, bytes, a set, a tensor), is
+            empty, or a budget in it is invalid (as for a single call). All
+            budgets are checked before the first one runs.
         """
         from hoodwink.progress import scaled
 
-        if (isinstance(eps, int | float | str) or not isinstance(eps, Sequence | np.ndarray)
-                or np.ndim(eps) != 1):
-            raise ConfigError(
-                f"sweep() takes a list of budgets, e.g. eps=[1/255, 2/255, 4/255]. Got {eps!r}."
-            )
-        if len(eps) == 0:
-            raise ConfigError("sweep() needs at least one budget in eps.")
+        budgets = _budgets(type(self).__name__, eps)
+        eps = budgets
         outer = as_callback(progress) if progress is not None else None
         span, total = 100, 100 * len(eps)
 
@@ -264,12 +309,7 @@ class Attack:
         for k, e in enumerate(eps):
             sub = None
             if outer is not None:
-                try:
-                    label = f"eps {float(e):.4g}"
-                except (TypeError, ValueError):
-                    label = f"eps {e!r}"  # __call__ rejects it with a ConfigError
-                sub = labelled(scaled(outer, k * span, span, total), label)
-            # Each budget is validated by __call__ (a ConfigError naming 'eps' if bad).
+                sub = labelled(scaled(outer, k * span, span, total), f"eps {e:.4g}")
             results.append(self(model, x, y, target=target, eps=e, progress=sub))
         return Curve(eps=tuple(r.eps if r.eps is not None else float(e)
                                for r, e in zip(results, eps, strict=True)),
@@ -298,6 +338,12 @@ class Attack:
     # ------------------------------------------------------------------ validation
     def _check_model(self, model: Classifier) -> None:
         needed = ("capabilities", "num_classes", "bounds", "levels", "predict")
+        if isinstance(model, type):
+            raise CapabilityError(
+                f"{type(self).__name__} needs a hoodwink model instance; got the class "
+                f"{model.__name__} itself. Create one first, e.g. "
+                "hoodwink.TorchClassifier(module, bounds=(0, 1))."
+            )
         if not all(hasattr(type(model), a) or hasattr(model, a) for a in needed):
             raise CapabilityError(
                 f"{type(self).__name__} needs a hoodwink model; got {type(model).__name__}. "
@@ -307,6 +353,15 @@ class Attack:
             raise CapabilityError(
                 f"{type(self).__name__} is a gradient attack but {type(model).__name__} "
                 "provides no gradients. Use a score- or decision-based attack instead."
+            )
+        dev = getattr(model, "device", None)
+        lo, hi = model.bounds
+        if any(d is not None and torch.device(d).type == "meta"
+               for d in (dev if isinstance(dev, torch.device) else None, lo.device, hi.device)):
+            raise CapabilityError(
+                f"{type(model).__name__} is on the meta device, which holds no weights, so "
+                f"{type(self).__name__} cannot run it. Load the weights first (e.g. "
+                "module.to_empty(device='cpu') and load_state_dict) and wrap it again."
             )
 
     def _check_eps(self, model: Classifier, eps: Any, x: Any) -> float:
@@ -337,9 +392,10 @@ class Attack:
         """
         xt = _as_input(x)
         device = _model_device(model, xt)
-        xd = xt.detach().to(device=device, dtype=torch.float32 if xt.dtype in (
-            torch.float16, torch.bfloat16) else xt.dtype)
+        xd = xt.detach().to(device=device, dtype=torch.float32 if xt.dtype in _LOW_PRECISION
+                            else xt.dtype)
         lo, hi = model.bounds
+        _check_bounds_shape(lo, hi, xt)
         try:
             below = xd < lo
             above = xd > hi
@@ -349,18 +405,31 @@ class Attack:
                 f"bounds of shape {tuple(lo.shape)}. Pass a batch (N, ...) of single inputs."
             ) from exc
         if bool(below.any() or above.any()):
+            # Enough digits to show the difference: 1 + 1e-7 is not "1".
+            x_lo, b_lo = format_apart(xd.min().item(), lo.min().item())
+            x_hi, b_hi = format_apart(xd.max().item(), hi.max().item())
             raise OutOfBoundsError(
-                f"x has values in [{xd.min().item():.4g}, {xd.max().item():.4g}], outside the "
-                f"model bounds [{lo.min().item():.4g}, {hi.max().item():.4g}]. If your data is "
-                "normalised, pass raw inputs and give preprocessing= to TorchClassifier."
+                f"x has values in [{x_lo}, {x_hi}], outside the model bounds [{b_lo}, {b_hi}]. "
+                "If your data is normalised, pass raw inputs and give preprocessing= to "
+                "TorchClassifier."
             )
         levels = model.levels
-        if levels is not None and not on_grid(xd, lo, hi, levels):
-            raise InputError(
-                f"The model has levels={levels} but x is not on that grid. Quantise the "
-                f"inputs first (for 8-bit images: x = torch.round(x * 255) / 255), or wrap "
-                "the model with levels=None."
-            )
+        if levels is not None:
+            if not on_grid(xd, lo, hi, levels):
+                raise InputError(
+                    f"The model has levels={levels} but x is not on that grid. Quantise the "
+                    f"inputs first (for 8-bit images: x = torch.round(x * 255) / 255), or "
+                    "wrap the model with levels=None."
+                )
+            # x is on the grid up to a tolerance: from here on it *is* its grid point, so
+            # the eps-ball is around the point every result is snapped around (else, in
+            # L2/L1, the snap of x alone could leave the ball). The same formula as
+            # quantize's, so an exact grid input is kept bit for bit.
+            xd = quantize(xd, xd, 0.0, "linf", lo, hi, levels).to(xd.dtype)
+            if xt.dtype in _LOW_PRECISION:  # keep x representable in the input dtype
+                xd = xd.to(xt.dtype).to(xd.dtype)
+        eps = min(eps, _EPS_HEADROOM * _diameter(lo, hi, xt, self.norm),
+                  _finite_cap(xd.dtype))
         n = xd.shape[0]
         # Labels and targets are validated before the attack's first pass. When the
         # attack takes the clean predictions from that pass, the base class makes
@@ -395,7 +464,7 @@ class Attack:
         if labels is None:  # unreachable: own_clean holds when both y and target are None
             raise InternalError("no labels to attack; this is a hoodwink bug.")
         inputs = AttackInputs(
-            x=xd, labels=labels, targeted=t_t is not None, eps=eps, y=y_t, generator=gen,
+            x=xd, labels=labels, targeted=t_t is not None, eps=float(eps), y=y_t, generator=gen,
             progress=progress,
         )
         if pred_clean is not None:
@@ -426,6 +495,8 @@ class Attack:
         x_adv: torch.Tensor,
         queries: torch.Tensor,
         t0: float,
+        *,
+        eps: float | None = None,
     ) -> AttackResult:
         x = inputs.x
         if x_adv.shape != x.shape:
@@ -435,6 +506,8 @@ class Attack:
             )
         lo, hi = model.bounds
         x_adv = x_adv.detach().to(device=x.device, dtype=x.dtype)
+        # A subclass's inf would be projected back into the ball unseen: catch it here.
+        raw_bad = ~torch.isfinite(x_adv).all()
         x_adv = clip_to_bounds(x + project(x_adv - x, inputs.eps, self.norm), lo, hi)
         if model.levels is not None:
             x_adv = quantize(x, x_adv, inputs.eps, self.norm, lo, hi, model.levels)
@@ -442,14 +515,19 @@ class Attack:
         if not inputs.targeted:
             already = inputs.is_adversarial(inputs.pred_clean)
             x_adv = torch.where(already.reshape((-1,) + (1,) * (x.ndim - 1)), x, x_adv)
+        if orig.dtype in _LOW_PRECISION:
+            # Everything below (checks, norms, the success pass) is about the tensor
+            # returned, so the cast to the input dtype comes first, rounding towards x.
+            x_adv = _round_towards(x_adv, x, orig.dtype)
         pnorm = norms(x_adv - x, self.norm)
         tol = 1e-5 * max(1.0, inputs.eps) + 1e-6
-        # One sync for both checks.
-        if bool((pnorm > inputs.eps + tol).any() | ((x_adv < lo) | (x_adv > hi)).any()):
+        # One sync for all checks; written as "not inside" so that NaN fails them.
+        inside = (x_adv >= lo) & (x_adv <= hi)
+        if bool(raw_bad | ~(pnorm <= inputs.eps + tol).all() | ~inside.all()):
             raise InternalError(
-                f"{type(self).__name__} produced a result outside the eps-ball or the bounds "
-                f"(max norm {pnorm.max().item():.6g} for eps {inputs.eps:.6g}); this is a "
-                "hoodwink bug, please report it."
+                f"{type(self).__name__} produced a result outside the eps-ball or the bounds, "
+                f"or not finite (max norm {pnorm.max().item():.6g} for eps "
+                f"{inputs.eps:.6g}); this is a hoodwink bug, please report it."
             )
         pred_adv = model.predict(x_adv)
         success = inputs.is_adversarial(pred_adv)
@@ -460,7 +538,7 @@ class Attack:
         )
         out_dev = orig.device
         result = AttackResult(
-            x_adv=x_adv.to(device=out_dev, dtype=orig.dtype),
+            x_adv=x_adv.to(device=out_dev, dtype=orig.dtype),  # exact: checked above
             success=success.to(out_dev),
             clean_correct=clean_correct.to(out_dev),
             pred_clean=inputs.pred_clean.to(out_dev),
@@ -469,7 +547,7 @@ class Attack:
             queries=queries.to(out_dev),  # includes the base class's own passes
             y=y_t.to(out_dev) if y_t is not None else None,
             target=inputs.labels.to(out_dev) if inputs.targeted else None,
-            eps=inputs.eps,
+            eps=inputs.eps if eps is None else eps,
             norm=self.norm,
             attack=repr(self),
             seed=self.seed,
@@ -489,12 +567,37 @@ class GradientAttack(Attack):
     needs_gradients: ClassVar[bool] = True
 
 
+_NOT_FLOAT_HINT = ("attacks work on float inputs in the model bounds. For 8-bit images use "
+                   "x.float() / 255 with bounds=(0, 1) (and levels=256).")
+
+
+def _from_numpy(a: np.ndarray) -> torch.Tensor:
+    """The array as a tensor; a copy where torch cannot wrap it (flipped, big-endian, read-only)."""
+    if a.dtype.kind != "f" or a.dtype.itemsize > 8:
+        hint = (_NOT_FLOAT_HINT if a.dtype.kind in "biu" else
+                "attacks take arrays of float16, float32 or float64 numbers: convert it, "
+                "e.g. x.astype(np.float32).")
+        raise ShapeError(f"x has dtype {a.dtype}; {hint}")
+    if not (a.dtype.isnative and a.flags.writeable and all(st >= 0 for st in a.strides)):
+        # torch.from_numpy refuses negative strides and foreign byte order, and warns
+        # about read-only memory: hand it a native, C-ordered copy instead.
+        a = a.astype(a.dtype.newbyteorder("="), order="C", copy=True)
+    return torch.from_numpy(a)
+
+
 def _as_input(x: Any) -> torch.Tensor:
     if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
+        x = _from_numpy(x)
     if not isinstance(x, torch.Tensor):
         raise InputError(
             f"x must be a torch.Tensor or numpy array of shape (N, ...); got {type(x).__name__}."
+        )
+    if x.layout != torch.strided:
+        raise InputError(f"x is a {x.layout} tensor; attacks take dense tensors: x.to_dense().")
+    if x.device.type == "meta":
+        raise InputError(
+            "x is on the meta device, which holds no values; pass a tensor with data "
+            "(on the CPU or a GPU)."
         )
     if x.ndim < 2:
         raise ShapeError(
@@ -503,40 +606,121 @@ def _as_input(x: Any) -> torch.Tensor:
         )
     if x.shape[0] == 0:
         raise InputError("x is an empty batch (N = 0); pass at least one input.")
-    if not torch.is_floating_point(x):
-        raise ShapeError(
-            f"x has dtype {x.dtype}; attacks work on float inputs in the model bounds. For "
-            "8-bit images use x.float() / 255 with bounds=(0, 1) (and levels=256)."
-        )
+    if not torch.is_floating_point(x) or x.dtype.itemsize > 8:
+        raise ShapeError(f"x has dtype {x.dtype}; {_NOT_FLOAT_HINT}")
     if not bool(torch.isfinite(x).all()):
         raise InputError("x contains NaN or infinite values; attacks need finite inputs.")
     return x
 
 
+def _check_bounds_shape(lo: torch.Tensor, hi: torch.Tensor, x: torch.Tensor) -> None:
+    """Bounds must broadcast to ONE input: a leading batch dimension would multiply results."""
+    one = tuple(x.shape[1:])
+    for b in (lo, hi):
+        try:
+            ok = tuple(np.broadcast_shapes(tuple(b.shape), one)) == one
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ShapeError(
+                f"The model bounds have shape {tuple(b.shape)}, which does not broadcast to "
+                f"one input of shape {one} (x has shape {tuple(x.shape)}). Bounds are a "
+                "float or an array shaped like one input, without a batch dimension; "
+                "check x's shape, or the bounds given to the model."
+            )
+
+
+def _diameter(lo: torch.Tensor, hi: torch.Tensor, x: torch.Tensor, norm: str) -> float:
+    """The largest ``norm`` distance between two points of the input box, in float64."""
+    span = (hi.double() - lo.double()).expand(x.shape[1:]).reshape(1, -1)
+    return float(norms(span, norm).item())  # type: ignore[arg-type]
+
+
+def _finite_cap(dtype: torch.dtype) -> float:
+    """A magnitude far enough below the dtype's largest float that sums of a few stay finite."""
+    return float(torch.finfo(dtype).max) * 2.0**-40
+
+
+def _round_towards(v: torch.Tensor, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``v`` cast to ``dtype``, rounded towards ``x`` (exact in ``dtype``), back in v's dtype.
+
+    Each coordinate of the result lies between ``x`` and ``v`` (inclusive), so
+    every norm of ``result - x`` is at most that of ``v - x``, and bounds that
+    hold for both still hold.
+    """
+    c = v.to(dtype)
+    x64 = x.double()
+    over = (c.double() - x64).abs() > (v.double() - x64).abs()
+    c = torch.where(over, torch.nextafter(c, x.to(dtype)), c)
+    return c.to(v.dtype)
+
+
+def _budgets(owner: str, eps: Any) -> list[float]:
+    """The budgets of a sweep: a flat sequence of real numbers, each a valid eps."""
+    flat = (isinstance(eps, Sequence) and not isinstance(eps, str | bytes | bytearray | memoryview)
+            or isinstance(eps, np.ndarray) and eps.ndim == 1)
+    if flat:  # not nested
+        flat = not any(isinstance(e, Sequence | np.ndarray | torch.Tensor)
+                       and not isinstance(e, str) for e in eps)
+    if not flat:
+        raise ConfigError(
+            f"sweep() takes a list of budgets, e.g. eps=[1/255, 2/255, 4/255]. Got {eps!r}."
+        )
+    if len(eps) == 0:
+        raise ConfigError("sweep() needs at least one budget in eps, e.g. eps=[8/255].")
+    return [check_real(owner, "eps", e, low=0) for e in eps]
+
+
+_UNSIGNED = tuple(getattr(torch, f"uint{b}") for b in (16, 32, 64) if hasattr(torch, f"uint{b}"))
+
+
 def _as_labels(v: Any, n: int, c: int, name: str, device: torch.device) -> torch.Tensor:
-    if isinstance(v, int | np.integer) and not isinstance(v, bool):
-        t = torch.full((n,), int(v), dtype=torch.int64)
+    def outside(bad: Any) -> InputError:
+        return InputError(f"{name} contains {bad}, outside the model's classes 0..{c - 1}.")
+
+    if is_int(v):  # one class for every sample; any size of int is checked before use
+        if not 0 <= int(v) < c:
+            raise outside(int(v))
+        return torch.full((n,), int(v), dtype=torch.int64, device=device)
+    if isinstance(v, torch.Tensor):
+        if v.device.type == "meta":
+            raise InputError(f"{name} is on the meta device, which holds no values.")
+        if v.dtype in _UNSIGNED:  # wide unsigned ints would wrap in int64: check them in numpy
+            v = v.detach().cpu().numpy()
+    if isinstance(v, torch.Tensor):
+        t = v.detach()
+        bad_kind = t.is_floating_point() or t.dtype == torch.bool or t.is_complex()
+        kind = str(t.dtype)
     else:
         try:
-            t = torch.as_tensor(v)
-        except (TypeError, ValueError, RuntimeError) as exc:
+            a = np.asarray(v)
+        except (TypeError, ValueError) as exc:  # ragged lists
             raise ShapeError(f"{name} must be an int tensor of shape ({n},); got {v!r}.") from exc
-        if t.is_floating_point() or t.dtype == torch.bool or t.is_complex():
-            raise ShapeError(
-                f"{name} has dtype {t.dtype}; labels must be integers (class indices), "
-                f"e.g. {name}.long()."
-            )
-        if t.shape != (n,):
-            raise ShapeError(
-                f"{name} has shape {tuple(t.shape)} but x has {n} samples; {name} must have "
-                f"shape ({n},)."
-            )
-        t = t.to(torch.int64)
-    if bool(((t < 0) | (t >= c)).any()):
-        bad = t[(t < 0) | (t >= c)][0].item()
-        raise InputError(
-            f"{name} contains {bad}, outside the model's classes 0..{c - 1}."
+        if a.dtype == object and a.ndim == 1 and all(is_int(e) for e in a.tolist()):
+            big = [int(e) for e in a.tolist() if not 0 <= int(e) < c]  # ints beyond int64
+            if big:
+                raise outside(big[0])
+            a = a.astype(np.int64)
+        bad_kind = a.dtype.kind not in "iu"
+        kind = str(a.dtype)
+    if bad_kind:
+        raise ShapeError(
+            f"{name} has dtype {kind}; labels must be integers (class indices), "
+            f"e.g. {name}.long()."
         )
+    shape = tuple(t.shape) if isinstance(v, torch.Tensor) else a.shape
+    if shape != (n,):
+        raise ShapeError(
+            f"{name} has shape {shape} but x has {n} samples; {name} must have shape ({n},)."
+        )
+    if not isinstance(v, torch.Tensor):
+        out_np = (a < 0) | (a >= c)  # in the array's own dtype: uint64 cannot wrap
+        if bool(out_np.any()):
+            raise outside(int(a[out_np][0]))
+        t = torch.from_numpy(a.astype(np.int64))
+    t = t.to(torch.int64)
+    if bool(((t < 0) | (t >= c)).any()):
+        raise outside(int(t[(t < 0) | (t >= c)][0].item()))
     return t.to(device)
 
 

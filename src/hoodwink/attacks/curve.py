@@ -35,6 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
 
+import numpy as np
+
+from hoodwink._validation import check_real, reject
 from hoodwink.attacks._store import read_pair, write_pair
 from hoodwink.attacks.result import (
     AttackResult,
@@ -45,7 +48,7 @@ from hoodwink.attacks.result import (
     _tensors_of,
     environment,
 )
-from hoodwink.errors import ConfigError, InputError, MissingDependencyError
+from hoodwink.errors import ConfigError, InputError, MissingDependencyError, MissingLabelsError
 
 __all__ = ["CURVE_SCHEMA_VERSION", "Curve"]
 
@@ -81,13 +84,23 @@ class Curve(Sequence[AttackResult]):
     attack: str
 
     def __post_init__(self) -> None:
+        for name in ("eps", "results"):
+            value = getattr(self, name)
+            if (not isinstance(value, Sequence | np.ndarray)
+                    or isinstance(value, str | bytes | bytearray | memoryview)):
+                reject("Curve", name, value, "a sequence (one entry per budget)")
+        eps = tuple(check_real("Curve", "eps", e, low=0) for e in self.eps)
+        for r in self.results:
+            if not isinstance(r, AttackResult):
+                reject("Curve", "results", r, "a sequence of AttackResult",
+                       hint="Build a curve with attack.sweep(...).")
+        object.__setattr__(self, "eps", eps)
         if len(self.eps) != len(self.results):
             raise ConfigError(
                 f"A Curve needs one result per budget: got {len(self.eps)} budgets in 'eps' "
                 f"and {len(self.results)} results. Build it with attack.sweep(...)."
             )
         # Tuples, whatever sequence was given, so the frozen curve really is immutable.
-        object.__setattr__(self, "eps", tuple(float(e) for e in self.eps))
         object.__setattr__(self, "results", tuple(self.results))
 
     # ------------------------------------------------------------------ sequence
@@ -132,12 +145,13 @@ class Curve(Sequence[AttackResult]):
 
         Raises
         ------
-        ValueError
-            When the sweep was run without true labels.
+        hoodwink.errors.MissingLabelsError
+            When the sweep was run without true labels (a ``ValueError`` too).
         """
         if not self.has_labels:
-            raise ValueError(
-                "robust_accuracy() needs true labels; this sweep was run without y."
+            raise MissingLabelsError(
+                "robust_accuracy() needs true labels; this sweep was run without y. Pass y "
+                "to sweep(), or use success_rate()."
             )
         return [r.robust_accuracy() for r in self.results]
 

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from hoodwink.attacks._store import read_pair, write_pair
-from hoodwink.errors import InputError
+from hoodwink.errors import InputError, MissingLabelsError
 from hoodwink.reports import to_jsonable
 
 __all__ = ["SCHEMA_VERSION", "AttackResult", "ResultTable", "environment"]
@@ -215,12 +215,13 @@ class AttackResult:
 
         Raises
         ------
-        ValueError
-            When the attack was run without true labels.
+        hoodwink.errors.MissingLabelsError
+            When the attack was run without true labels (a ``ValueError`` too).
         """
         if self.y is None:
-            raise ValueError(
-                "robust_accuracy() needs true labels; this attack was run without y."
+            raise MissingLabelsError(
+                "robust_accuracy() needs true labels; this attack was run without y. Pass "
+                "y to the attack, or use success_rate()."
             )
         return _fraction(self.pred_adv == self.y)
 
@@ -238,9 +239,18 @@ class AttackResult:
         return _fraction(self.success[self.clean_correct])
 
     def clean_accuracy(self) -> float:
-        """Fraction of samples classified correctly before the attack."""
+        """Fraction of samples classified correctly before the attack.
+
+        Raises
+        ------
+        hoodwink.errors.MissingLabelsError
+            When the attack was run without true labels (a ``ValueError`` too).
+        """
         if self.y is None:
-            raise ValueError("clean_accuracy() needs true labels; this run had none.")
+            raise MissingLabelsError(
+                "clean_accuracy() needs true labels; this attack was run without y. Pass y "
+                "to the attack."
+            )
         return _fraction(self.clean_correct)
 
     def median_norm_successful(self) -> float | None:

@@ -20,6 +20,8 @@ import typer
 from rich.table import Table
 
 from hoodwink.cli._common import (
+    check_budget,
+    check_output,
     console,
     err_console,
     output_dir,
@@ -123,10 +125,12 @@ def attack_cmd(
     """Attack a model on labelled data and summarise the result."""
 
     def go() -> None:
+        check_output(out, "attack", files=("result.json", "curve.json", "curve.png"))
         from hoodwink import zoo
         from hoodwink.errors import ConfigError
 
-        budgets = [parse_eps(e) for e in eps.split(",") if e.strip()]
+        texts = [e for e in eps.split(",") if e.strip()]
+        budgets = [parse_eps(e) for e in texts]
         if not budgets:
             raise ConfigError(f"--eps needs at least one budget, e.g. 8/255. Got {eps!r}.")
         a = _make_attack(attack, norm=norm, steps=steps, stepsize=stepsize, restarts=restarts,
@@ -136,7 +140,9 @@ def attack_cmd(
                 f"--out is a folder (it receives result.json and more); got the file name "
                 f"{out}. Give a folder, e.g. --out {out.with_suffix('')}."
             )
-        if model.strip().lower() in zoo.available():
+        # The one name policy (hoodwink.zoo.canonical_name): zoo names are case-insensitive.
+        zoo_name = model.strip().lower() if model.strip().lower() in zoo.available() else None
+        if zoo_name is not None:
             _data_spec(model, data)  # a missing --data fails before an ImageNet model loads
         clf = _load_model(model, arch=arch, bounds=bounds, mean=mean, std=std, levels=levels,
                           trust_pickle=trust_pickle)
@@ -145,7 +151,12 @@ def attack_cmd(
         if n is not None:
             ds = ds.head(n)
         x, y = ds.x, ds.y
-        run: dict[str, Any] = {"model": model, "data": ds.source, "n_data": total,
+        # One budget policy for every command: a budget above the input range is refused
+        # before any attack runs (a sweep included), not warned about.
+        dims = math.prod(int(d) for d in x.shape[1:])
+        for e, text in zip(budgets, texts, strict=True):
+            check_budget(e, norm=a.norm, model=clf, dims=dims, text=text)
+        run: dict[str, Any] = {"model": zoo_name or model, "data": ds.source, "n_data": total,
                                "n_used": len(ds)}
         t = _target(clf, ds, target) if target is not None else None
         if t is not None:
@@ -256,10 +267,12 @@ def _probe(clf: Classifier, ds: Dataset) -> None:
 
 
 def _target(clf: Classifier, ds: Dataset, spec: str) -> int:
+    from hoodwink._validation import parse_index
     from hoodwink.errors import ConfigError
 
     s = spec.strip()
-    if not getattr(clf, "class_names", None) and ds.class_names and not s.lstrip("-").isdigit():
+    idx = parse_index(s)  # ASCII digits only: "²".isdigit() is True, int("²") fails
+    if not getattr(clf, "class_names", None) and ds.class_names and idx is None:
         lowered = [c.lower() for c in ds.class_names]
         if s.lower() in lowered:
             return lowered.index(s.lower())
@@ -268,12 +281,12 @@ def _target(clf: Classifier, ds: Dataset, spec: str) -> int:
             f"{', '.join(ds.class_names)}."
         )
     if not hasattr(clf, "class_names"):
-        if not s.lstrip("-").isdigit():
+        if idx is None:
             raise ConfigError(f"Target {spec!r} must be a class index for this model.")
-        idx = int(s)
         if not 0 <= idx < clf.num_classes:
+            shown = s if len(s) <= 20 else f"{s[:8]}...{s[-8:]} ({len(s)} digits)"
             raise ConfigError(
-                f"Target {idx} is outside the model's classes 0..{clf.num_classes - 1}."
+                f"Target {shown} is outside the model's classes 0..{clf.num_classes - 1}."
             )
         return idx
     resolved: int = resolve_target(clf, spec)  # type: ignore[arg-type]

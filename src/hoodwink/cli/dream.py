@@ -15,7 +15,14 @@ from typing import Annotated
 
 import typer
 
-from hoodwink.cli._common import console, output_dir, parse_eps, run_guarded, state
+from hoodwink.cli._common import (
+    check_output,
+    console,
+    output_dir,
+    parse_eps,
+    run_guarded,
+    state,
+)
 from hoodwink.cli._study_options import JsonOpt, OutOpt, SeedOpt, split_list
 
 __all__ = ["register"]
@@ -64,6 +71,7 @@ def register(app: typer.Typer) -> None:
         """Grow images from noise that MODEL classifies as each --target with high confidence."""
 
         def go() -> None:
+            check_output(out, "dream")
             from rich.table import Table
 
             from hoodwink.cli._progress import progress_reporter
@@ -133,6 +141,7 @@ def register(app: typer.Typer) -> None:
         """Add fooling images to an 11th 'background' class and retrain, round after round."""
 
         def go() -> None:
+            check_output(out, "defend-background")
             from rich.table import Table
 
             from hoodwink.cli._progress import progress_reporter

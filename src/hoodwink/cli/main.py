@@ -14,21 +14,32 @@ from __future__ import annotations
 import os
 import sys
 import time
+import traceback
+import warnings
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TextIO
 
 import typer
 
 from hoodwink.cli._common import (
     DEFAULT_OUT_ROOT,
+    EXIT_ERROR,
+    check_budget,
+    check_output,
     console,
     parse_eps,
+    print_error,
+    print_warning,
     resolve_target,
     run_guarded,
     state,
 )
 
-__all__ = ["app", "main"]
+__all__ = ["MAX_THREADS", "app", "main"]
+
+#: The most ``--threads`` accepted: more than any CPU has cores; a larger count only
+#: overflows torch's C int or asks OpenMP for billions of threads.
+MAX_THREADS = 1024
 
 app = typer.Typer(
     name="hoodwink",
@@ -58,15 +69,15 @@ def _root(
         bool, typer.Option("--quiet", "-q", help="No progress bars or progress lines.")
     ] = False,
     threads: Annotated[
-        int, typer.Option(help="CPU threads for torch (1 is fastest on a busy machine).")
+        int,
+        typer.Option(min=1, max=MAX_THREADS,
+                     help="CPU threads for torch (1 is fastest on a busy machine)."),
     ] = 1,
 ) -> None:
     import logging
 
     state.debug = debug
     state.quiet = quiet
-    if threads < 1:
-        raise typer.BadParameter(f"--threads must be >= 1. Got {threads}.")
     _set_threads(threads)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -97,6 +108,9 @@ def _process_age_s() -> float | None:
     except (OSError, ValueError, IndexError):
         return None
 
+
+#: Below this probability a fooled top-1 class is reported as a narrow win.
+_CONFIDENT = 0.5
 
 #: When this module was imported: the fallback start of the clock for start-up time.
 _IMPORTED_AT = time.perf_counter()
@@ -142,32 +156,56 @@ def fool_cmd(
     def go() -> None:
         import json
 
+        # The adversarial PNG, its triptych and record: checked before the model loads.
+        png = check_output(out, "fool", kind="file", filename=f"{image.stem}-adv.png")
+        check_output(png.parent, "fool", files=(f"{png.stem}-triptych.png", f"{png.stem}.json"))
         from hoodwink import zoo
         from hoodwink.cli._progress import progress_reporter
+        from hoodwink.errors import BudgetExhaustedError
         from hoodwink.studies.fool import fool_image
 
         t_load = time.perf_counter()
         startup = t_load - clock_start  # interpreter, CLI and library imports (torch)
-        clf = zoo.load(model)
+        name = zoo.canonical_name(model)  # the one name policy: case-insensitive
+        clf = zoo.load(name)
         model_load = time.perf_counter() - t_load
         e: float | str = "auto" if eps.strip().lower() == "auto" else parse_eps(eps)
+        if isinstance(e, float):
+            check_budget(e, norm="linf", model=clf, dims=1, text=eps)
         t = resolve_target(clf, target) if target is not None else None
-        mode: Literal["RGB", "L"] = "L" if model.startswith("mnist") else "RGB"
+        # MNIST models read grey digits; any other model keeps the file's own mode (a grey
+        # photo stays grey: see fool_image).
+        mode: Literal["RGB", "L"] | None = "L" if name.startswith("mnist") else None
         # The output rule of every command (hoodwink.cli._common.output_file): --out, else
         # ./out/fool/. The folders are made only once the attack succeeded, so that a
         # failed run leaves nothing behind.
         path = out if out is not None else DEFAULT_OUT_ROOT / "fool" / f"{image.stem}-adv.png"
-        with progress_reporter(f"fooling {model} on {image.name}", quiet=state.quiet) as report:
-            res = fool_image(clf, image, model_name=model, target=t, eps=e,  # type: ignore[arg-type]
-                             out=path, steps=steps, seed=seed, mode=mode, progress=report,
-                             timings={"startup": startup, "model_load": model_load},
-                             clock_start=clock_start, create_folders=True)
+        try:
+            with progress_reporter(f"fooling {name} on {image.name}",
+                                   quiet=state.quiet) as report:
+                res = fool_image(clf, image, model_name=name, target=t,
+                                 eps=e,  # type: ignore[arg-type]
+                                 out=path, steps=steps, seed=seed, mode=mode, progress=report,
+                                 timings={"startup": startup, "model_load": model_load},
+                                 clock_start=clock_start, create_folders=True)
+        except BudgetExhaustedError as exc:
+            # The library speaks of eps= and steps=; on the command line they are flags.
+            advice = ("more --steps" if isinstance(e, str) else
+                      f"--eps {min(255, round(2 * e * 255))}/255, --eps auto or more --steps")
+            raise BudgetExhaustedError(f"{exc} On the command line: {advice}.") from exc
+        top = res.after[0]
+        if top.probability < _CONFIDENT:
+            print_warning(
+                f"{top.name} is now top-1 with only {top.probability:.1%} confidence, a narrow "
+                "win that a re-encoding or another model may undo; more --steps or a larger "
+                "--eps give a more confident result."
+            )
         if as_json:
             typer.echo(json.dumps(res.to_dict(), indent=2))
             return
         from rich.table import Table
 
-        table = Table(title=f"{model} on {image.name} ({res.size[0]}×{res.size[1]})")
+        table = Table(title=f"{name} on {image.name} ({res.size[0]}×{res.size[1]})")
         table.add_column("rank")
         table.add_column("before")
         table.add_column("after (re-read from the PNG)")
@@ -183,6 +221,8 @@ def fool_cmd(
             f"{res.max_change_255}/255; {tm.get('total', res.time_s):.1f} s ({split})",
             highlight=False,
         )
+        console.print(f"the model now says {top.name} with {top.probability:.1%} confidence",
+                      highlight=False)
         for k, v in res.outputs.items():
             console.print(f"{k}: {v}", highlight=False)
 
@@ -205,13 +245,61 @@ _mount_subapps()
 
 
 def main() -> None:
-    """Entry point of the ``hoodwink`` console script."""
+    """Entry point of the ``hoodwink`` console script.
+
+    click's own error handling is off (``standalone_mode=False``) so that its usage
+    errors, like the library's errors, are one ``error: ...`` line with exit code 2
+    instead of a usage block and a box; warnings are one ``warning: ...`` line.
+    """
+    warnings.showwarning = _show_warning
     try:
-        app()
-    except SystemExit as exc:
-        code = exc.code
-        # click reports usage errors with exit code 2 already.
-        raise SystemExit(code) from None
+        rv = app(standalone_mode=False)
+    except typer.TyperException as exc:  # click's ClickException and its usage errors
+        raise SystemExit(_report_click_error(exc)) from None
+    except typer.Abort:
+        print_error("aborted.")
+        raise SystemExit(1) from None
+    # standalone_mode=False returns the code of a typer.Exit, else the command's value.
+    raise SystemExit(rv if isinstance(rv, int) and not isinstance(rv, bool) else 0)
+
+
+def _report_click_error(exc: typer.TyperException) -> int:
+    """Print one of click's errors as one line; return its exit code."""
+    code = getattr(exc, "exit_code", EXIT_ERROR)
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError":  # bare `hoodwink` or `hoodwink linear`
+        exc.show()  # type: ignore[attr-defined]
+        return int(code)
+    if state.debug:
+        traceback.print_exception(exc)
+    possibilities = getattr(exc, "possibilities", None)
+    if possibilities and isinstance(getattr(exc, "option_name", None), str):
+        # click lists every close option sorted by name; the closest one is the hint.
+        message = f"{exc.message} (did you mean {possibilities[0]}?)"
+    else:
+        message = exc.format_message()
+    message = message.rstrip()
+    if message and message[-1] not in ".?!":
+        message += "."
+    if ctx is not None:
+        message = f"{message} Try '{ctx.command_path} --help'."
+    print_error(message)
+    return int(code)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str,
+                  lineno: int, file: TextIO | None = None, line: str | None = None) -> None:
+    """Print a warning as one ``warning: ...`` line (Python's two lines with --debug)."""
+    if state.debug:
+        _PYTHON_SHOWWARNING(message, category, filename, lineno, file, line)
+        return
+    from hoodwink.errors import HoodwinkWarning
+
+    kind = "" if issubclass(category, HoodwinkWarning) else f" ({category.__name__})"
+    print_warning(f"{message}{kind}")
+
+
+_PYTHON_SHOWWARNING = warnings.showwarning
 
 
 if __name__ == "__main__":  # python -m hoodwink.cli.main

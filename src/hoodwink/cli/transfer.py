@@ -15,7 +15,14 @@ from typing import Annotated
 
 import typer
 
-from hoodwink.cli._common import console, output_dir, parse_eps, run_guarded, state
+from hoodwink.cli._common import (
+    check_output,
+    console,
+    output_dir,
+    parse_eps,
+    run_guarded,
+    state,
+)
 from hoodwink.cli._study_options import JsonOpt, OutOpt, SeedOpt, split_list
 
 __all__ = ["register"]
@@ -68,6 +75,7 @@ def register(app: typer.Typer) -> None:
         """Measure how often adversarial examples made on SOURCE fool the --to models."""
 
         def go() -> None:
+            check_output(out, "transfer")
             from rich.table import Table
 
             from hoodwink.cli._progress import progress_reporter

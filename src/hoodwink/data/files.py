@@ -41,6 +41,7 @@ from hoodwink.data.readers import (
     resize,
 )
 from hoodwink.errors import ConfigError, InputError, MissingDependencyError
+from hoodwink.imaging import require_regular_file
 
 __all__ = [
     "ARRAY_SUFFIXES",
@@ -199,6 +200,8 @@ def load_dataset(
             f"No data at {p}. Give 'mnist', a folder of class sub-folders of images, or a file "
             f"with arrays x and y ({', '.join(known)})."
         )
+    # A named pipe would block np.load or unpickling for ever: refuse it before opening.
+    require_regular_file(p, "data")
     if suffix not in known:
         raise ConfigError(
             f"Cannot read data from {p}: unknown file type {suffix or '(none)'!r}. Give a folder "

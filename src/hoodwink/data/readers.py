@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
 from hoodwink.errors import ConfigError, InputError, MissingDependencyError
+from hoodwink.imaging import file_mode, require_regular_file, to_8bit
 
 __all__ = [
     "ARRAY_SUFFIXES",
@@ -131,7 +132,7 @@ def load_image_folder(
         except Exception as exc:  # Pillow raises many types for broken files
             raise InputError(f"Cannot read the image {path}: {exc}") from exc
     if channels is None:
-        channels = 1 if all(im.mode in ("1", "L", "I", "I;16", "F", "LA") for im in images) else 3
+        channels = 1 if all(file_mode(im) == "L" for im in images) else 3
     if channels not in (1, 3):
         raise ConfigError(f"The 'channels' parameter must be 1 or 3. Got {channels!r}.")
     if size is None:
@@ -146,10 +147,11 @@ def load_image_folder(
                 f"{other[1][0]}x{other[1][1]} (width x height). Give a size to resize them all, "
                 "e.g. --size 64x64."
             )
-    mode = "L" if channels == 1 else "RGB"
+    mode: Literal["RGB", "L"] = "L" if channels == 1 else "RGB"
     arrays = []
-    for im in images:
-        conv = im.convert(mode)
+    for (path, _), im in zip(files, images, strict=True):
+        # The same conversion as load_image: 16-bit and float files are scaled, not clipped.
+        conv = to_8bit(im, mode, source=str(path))
         if size is not None and conv.size != (size[1], size[0]):
             conv = conv.resize((size[1], size[0]), image_mod.Resampling.BILINEAR)
         a = np.asarray(conv, dtype=np.uint8)
@@ -184,8 +186,7 @@ def load_npz(
         outside 0..255 (uint8) or [0, 1] (floats).
     """
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"No file at {p}.")
+    require_regular_file(p, "data")
     try:
         with np.load(p, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hoodwink._validation import check_bool, reject
 from hoodwink.errors import ConfigError, HoodwinkError, MissingDependencyError
 from hoodwink.models.base import Classifier
 from hoodwink.models.torch import Normalize, TorchClassifier
@@ -111,7 +112,15 @@ def load_model(
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(f"The model spec must be a non-empty string: {_FORMS}. Got {spec!r}.")
+    if "\0" in spec:
+        raise ConfigError(f"The model spec contains a NUL character: {_FORMS}. Got {spec!r}.")
     spec = spec.strip()
+    if arch is not None and not isinstance(arch, str):
+        reject("load_model", "arch", arch, "a str (package.module:Class or file.py:Class) or None")
+    trust_pickle = check_bool("load_model", "trust_pickle", trust_pickle)
+    if bounds is not None and not (isinstance(bounds, tuple | list) and len(bounds) == 2):
+        reject("load_model", "bounds", bounds, "a pair (lower, upper) of floats, or None",
+               hint="E.g. bounds=(0, 1) (on the command line: --bounds 0,1).")
     domain = {"bounds": bounds, "mean": mean, "std": std, "levels": levels}
     from hoodwink import zoo
 
@@ -148,7 +157,7 @@ def load_model(
             "classifier.",
         )
         return _classifier_or_module(obj, f"the factory {spec}()", domain, device)
-    if Path(spec).exists():
+    if _exists(Path(spec)):
         raise ConfigError(
             f"Cannot load a model from {spec}: unknown file type {suffix or '(none)'!r}. Give "
             f"{_FORMS}, or a pickle ({', '.join(PICKLE_SUFFIXES)}) with --trust-pickle."
@@ -184,7 +193,8 @@ def _wrap(module: nn.Module, domain: Mapping[str, Any],
             "mean and std (--mean, --std) normalise inputs inside the adapter and go together; "
             f"give both or neither. Got mean={mean!r}, std={std!r}."
         )
-    pre = Normalize(list(mean), list(std)) if mean is not None and std is not None else None
+    # Normalize checks the statistics (a scalar is one value for every channel).
+    pre = Normalize(mean, std) if mean is not None and std is not None else None
     bounds = domain["bounds"] if domain["bounds"] is not None else (0.0, 1.0)
     module.eval()
     return TorchClassifier(module, bounds=bounds, preprocessing=pre, levels=domain["levels"],
@@ -206,6 +216,12 @@ def _classifier_or_module(obj: Any, what: str, domain: Mapping[str, Any],
                           device: str | torch.device | None) -> Classifier:
     if isinstance(obj, nn.Module):
         return _wrap(obj, domain, device)
+    if isinstance(obj, type):
+        raise ConfigError(
+            f"{what} returned a type ({obj.__name__}), not an instance; it must return a "
+            "torch.nn.Module or a hoodwink classifier object, e.g. return Net() rather than "
+            "Net."
+        )
     if _is_classifier(obj):
         _no_domain(domain, f"{what} returned a ready {type(obj).__name__}, which carries its "
                    "own input domain", "set them in the factory instead")
@@ -254,7 +270,7 @@ def _resolve(spec: str, kind: str) -> Callable[[], Any]:
                 "the package, install it, or give a file instead: path/to/file.py:"
                 f"{name}."
             ) from exc
-        except Exception as exc:  # the module's own code can raise anything
+        except (Exception, SystemExit) as exc:  # the module's own code can raise anything
             raise ConfigError(
                 f"Importing {where!r} for {spec!r} raised {type(exc).__name__}: {exc}."
             ) from exc
@@ -279,7 +295,7 @@ def _resolve(spec: str, kind: str) -> Callable[[], Any]:
 
 
 def _import_file(path: Path, spec: str) -> Any:
-    if not path.is_file():
+    if not _is_file(path):
         raise ConfigError(f"No Python file at {path} (from {spec!r}).")
     name = f"_hoodwink_user_{abs(hash(str(path.resolve())))}"
     mod_spec = importlib.util.spec_from_file_location(name, path)
@@ -290,7 +306,7 @@ def _import_file(path: Path, spec: str) -> Any:
     try:
         with _on_path(str(path.resolve().parent)):
             mod_spec.loader.exec_module(module)
-    except Exception as exc:  # the file's own code can raise anything
+    except (Exception, SystemExit) as exc:  # the file's own code can raise anything
         sys.modules.pop(name, None)
         raise ConfigError(
             f"Importing {path} (from {spec!r}) raised {type(exc).__name__}: {exc}."
@@ -299,7 +315,7 @@ def _import_file(path: Path, spec: str) -> Any:
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
+    if not _is_file(path):
         raise ConfigError(f"No weights file at {path}.")
     try:
         from safetensors.torch import load_file
@@ -316,7 +332,7 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _read_pickle(path: Path, trust_pickle: bool) -> Any:
-    if not path.is_file():
+    if not _is_file(path):
         raise ConfigError(f"No model file at {path}.")
     if not trust_pickle:
         raise ConfigError(
@@ -338,7 +354,7 @@ def _read_pickle(path: Path, trust_pickle: bool) -> Any:
             return torch.load(path, map_location="cpu", weights_only=False)
     except HoodwinkError:
         raise
-    except Exception as exc:  # unpickling can raise anything
+    except (Exception, SystemExit) as exc:  # unpickling can raise anything
         raise ConfigError(f"Cannot unpickle {path}: {type(exc).__name__}: {exc}") from exc
 
 
@@ -351,7 +367,7 @@ def _call_user(fn: Callable[[], Any], what: str, hint: str) -> Any:
         return fn()
     except HoodwinkError:
         raise
-    except Exception as exc:  # the user's code can raise anything
+    except (Exception, SystemExit) as exc:  # the user's code can raise anything
         raise ConfigError(f"{what} raised {type(exc).__name__}: {exc}. {hint}") from exc
 
 
@@ -367,8 +383,9 @@ def _with_state_dict(arch: str, state: Mapping[str, Any], source: str) -> nn.Mod
             "class (or a function returning one)."
         )
     own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
+    # Keys as text: a pickled dict may hold ints or other objects as keys.
+    missing = sorted(str(k) for k in set(own) - set(state))
+    unexpected = sorted(repr(k) if not isinstance(k, str) else k for k in set(state) - set(own))
     if missing or unexpected:
         parts = []
         if missing:
@@ -380,8 +397,15 @@ def _with_state_dict(arch: str, state: Mapping[str, Any], source: str) -> nn.Mod
             "--arch names the network the weights were saved from (a 'module.' prefix comes "
             "from saving a DataParallel model)."
         )
+    not_tensors = [f"{k} ({type(state[k]).__name__})" for k in own
+                   if not isinstance(state[k], torch.Tensor)]
+    if not_tensors:
+        raise ConfigError(
+            f"The weights in {source} do not fit {arch}: {len(not_tensors)} entr(ies) are not "
+            f"tensors, e.g. {'; '.join(not_tensors[:3])}."
+        )
     wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-             if isinstance(state[k], torch.Tensor) and state[k].shape != v.shape]
+             if state[k].shape != v.shape]
     if wrong:
         raise ConfigError(
             f"The weights in {source} do not fit {arch}: {len(wrong)} tensor(s) have another "
@@ -389,6 +413,23 @@ def _with_state_dict(arch: str, state: Mapping[str, Any], source: str) -> nn.Mod
         )
     try:
         module.load_state_dict(dict(state), strict=True)
-    except RuntimeError as exc:
-        raise ConfigError(f"Loading {source} into {arch} failed: {exc}") from exc
+    except Exception as exc:  # the network's own load hooks can raise anything
+        raise ConfigError(
+            f"Loading {source} into {arch} failed: {type(exc).__name__}: {exc}") from exc
     return module
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False for a name the OS refuses (too long, ...) instead of OSError."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _exists(path: Path) -> bool:
+    """``path.exists()``, False for a name the OS refuses instead of OSError."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False

@@ -15,13 +15,27 @@ import logging
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
 from torch import nn
 
+from hoodwink._validation import (
+    Interval,
+    check_bool,
+    check_choice,
+    check_int,
+    is_int,
+    is_real,
+    reject,
+)
 from hoodwink.errors import (
+    CapabilityError,
     ConfigError,
+    HoodwinkError,
+    InputError,
+    InternalError,
     ModelOutputError,
     ShapeError,
     TrainingModeWarning,
@@ -42,12 +56,22 @@ class Normalize(nn.Module):
 
     Parameters
     ----------
-    mean, std : float or sequence of float
-        Per-channel (or per-feature) statistics. A sequence of length K is
-        applied along axis ``dim`` of the input, which must have size K.
+    mean, std : float or 1-D sequence of float
+        Per-channel (or per-feature) statistics: real numbers, finite (in
+        float32), ``std`` > 0. A sequence of length K is applied along axis
+        ``dim`` of the input, which must have size K; a single value applies
+        to every channel. mean and std have the same length, or one of them
+        has length 1.
     dim : int, default 1
         The axis of the *batched* input that ``mean`` and ``std`` index
-        (1 is the channel axis of an (N, C, H, W) image batch).
+        (1 is the channel axis of an (N, C, H, W) image batch); at least 1.
+
+    Raises
+    ------
+    ConfigError
+        A statistic that is missing, not a real number (a string, a bool, a
+        nested or ragged list), not finite, or a ``std`` that is not positive;
+        a ``dim`` that is not an int >= 1.
 
     Examples
     --------
@@ -64,34 +88,42 @@ class Normalize(nn.Module):
         self, mean: float | Sequence[float], std: float | Sequence[float], dim: int = 1
     ) -> None:
         super().__init__()
-        mean_t = torch.as_tensor(mean, dtype=torch.float32).flatten()
-        std_t = torch.as_tensor(std, dtype=torch.float32).flatten()
-        if not torch.isfinite(mean_t).all() or not torch.isfinite(std_t).all():
-            raise ConfigError(f"Normalize mean and std must be finite. Got mean={mean}, std={std}.")
-        if (std_t <= 0).any():
-            raise ConfigError(f"The 'std' parameter of Normalize must be > 0. Got {std}.")
+        mean_t = _statistics("Normalize", "mean", mean)
+        std_t = _statistics("Normalize", "std", std, positive=True)
         if mean_t.numel() != std_t.numel() and min(mean_t.numel(), std_t.numel()) != 1:
             raise ConfigError(
-                f"Normalize mean and std must have the same length; got {mean_t.numel()} "
-                f"and {std_t.numel()}."
+                f"Normalize mean and std must have the same length (one value per channel), "
+                f"or one of them a single value; mean has {mean_t.numel()} values and std "
+                f"{std_t.numel()}."
             )
-        if dim < 1:
-            raise ConfigError(f"The 'dim' parameter of Normalize must be >= 1. Got {dim}.")
-        self.dim = dim
+        self.dim = check_int("Normalize", "dim", dim, low=1)
         self.register_buffer("mean", mean_t)
         self.register_buffer("std", std_t)
 
     def _shaped(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if t.numel() == 1:
             return t.reshape(())
-        if x.ndim <= self.dim or x.shape[self.dim] != t.numel():
+        k = t.numel()
+        if x.ndim <= self.dim or x.shape[self.dim] != k:
+            shape = tuple(x.shape)
+            if x.ndim >= self.dim and x.shape[self.dim - 1] == k:
+                # The statistics fit the axis before: most likely one input without its
+                # batch axis, e.g. a (3, H, W) image for an (N, 3, H, W) network.
+                raise ShapeError(
+                    f"x has shape {shape}, which looks like a single input without its batch "
+                    f"dimension (Normalize has {k} statistics for axis {self.dim} of a batch). "
+                    "Add a batch dimension: x[None] (or x.unsqueeze(0)). If x is a batch, "
+                    f"give mean and std one value per channel of axis {self.dim}."
+                )
             raise ConfigError(
-                f"Normalize has {t.numel()} statistics but the input has shape "
-                f"{tuple(x.shape)}; axis {self.dim} must have size {t.numel()}."
+                f"Normalize has {k} statistics but the input has shape {shape}; axis "
+                f"{self.dim} must have size {k}. Give mean and std one value per channel "
+                "(or a single value for all), or check the layout of x (images are "
+                "(N, C, H, W))."
             )
-        shape = [1] * x.ndim
-        shape[self.dim] = t.numel()
-        return t.reshape(shape)
+        shape_t = [1] * x.ndim
+        shape_t[self.dim] = k
+        return t.reshape(shape_t)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self._shaped(self.mean, x)) / self._shaped(self.std, x)
@@ -100,18 +132,186 @@ class Normalize(nn.Module):
         return f"mean={self.mean.tolist()}, std={self.std.tolist()}, dim={self.dim}"
 
 
+_F32_MAX = float(torch.finfo(torch.float32).max)
+_F32_TINY = float(torch.finfo(torch.float32).tiny)
+
+
+def _statistics(owner: str, name: str, value: Any, *, positive: bool = False) -> torch.Tensor:
+    """A real scalar or 1-D array of reals as a float32 tensor; finite, and > 0 if ``positive``."""
+    what = ("a positive float or a 1-D sequence of positive floats" if positive
+            else "a float or a 1-D sequence of floats")
+    arr = _real_array(value)
+    if arr is None or arr.ndim > 1 or arr.size == 0:
+        reject(owner, name, value, what)
+    if not np.isfinite(arr).all() or (np.abs(arr) > _F32_MAX).any():
+        reject(owner, name, value, what + ", finite in float32 (|v| < 3.4e38)")
+    if positive and (arr < _F32_TINY).any():
+        reject(owner, name, value, what + f" (each at least {_F32_TINY:.3g}, the smallest "
+               "normal float32)")
+    return torch.from_numpy(arr.astype(np.float32)).flatten()
+
+
+def _real_array(value: Any) -> np.ndarray | None:
+    """``value`` as a float64 array when it is a real number or an array of them, else None.
+
+    Strings, bools, complex numbers, ragged lists and meta tensors are not real
+    arrays; ints too large for a float are not either.
+    """
+    if isinstance(value, torch.Tensor):
+        if value.is_meta or value.is_complex() or value.dtype == torch.bool:
+            return None
+        return value.detach().cpu().double().numpy()
+    if is_real(value):
+        try:
+            return np.asarray(float(value), dtype=np.float64)
+        except OverflowError:
+            return None
+    if isinstance(value, str | bytes) or value is None:
+        return None
+    if not isinstance(value, np.ndarray):
+        if not isinstance(value, Sequence) or not all(
+            is_real(v) or (isinstance(v, Sequence) and not isinstance(v, str | bytes))
+            for v in value
+        ):
+            return None
+        try:
+            value = np.asarray(value)
+        except (TypeError, ValueError, OverflowError):
+            return None
+    if value.dtype.kind not in "iuf":
+        return None
+    out: np.ndarray = value.astype(np.float64)
+    return out
+
+
 def _as_bound(value: BoundLike, name: str) -> torch.Tensor:
-    try:
-        t = torch.as_tensor(np.asarray(value, dtype=np.float64) if not isinstance(
-            value, torch.Tensor) else value.detach().cpu(), dtype=torch.float32)
-    except (TypeError, ValueError) as exc:
+    arr = _real_array(value)
+    if arr is None or arr.size == 0:
         raise ConfigError(
-            f"The {name} bound of TorchClassifier must be a float or an array of floats. "
-            f"Got {value!r}."
-        ) from exc
-    if not torch.isfinite(t).all():
-        raise ConfigError(f"The {name} bound of TorchClassifier must be finite. Got {value!r}.")
-    return t
+            f"The {name} bound of TorchClassifier must be a float or a non-empty array of "
+            f"floats (the 'bounds' parameter is a pair (lower, upper)). Got {_show(value)}."
+        )
+    if not np.isfinite(arr).all() or (np.abs(arr) > _F32_MAX).any():
+        raise ConfigError(
+            f"The {name} bound of TorchClassifier must be finite (and within float32, "
+            f"|v| < 3.4e38). Got {_show(value)}."
+        )
+    return torch.from_numpy(arr.astype(np.float32))
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
+        return f"an int of about 1e{len(str(abs(value))) - 1}"
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def check_device(owner: str, name: str, value: Any) -> torch.device | None:
+    """A device torch can run on here, as a ``torch.device`` (None stays None).
+
+    Parameters
+    ----------
+    owner, name : str
+        Who takes the parameter and its name, for the message.
+    value : str, torch.device or None
+
+    Raises
+    ------
+    ConfigError
+        Not a str or torch.device; a string torch cannot parse (``"gpu"``);
+        the meta device, which holds no data; a device this machine or this
+        PyTorch build does not have (``"cuda"`` on a CPU-only build).
+
+    Examples
+    --------
+    >>> check_device("TorchClassifier", "device", "cpu")
+    device(type='cpu')
+    >>> check_device("TorchClassifier", "device", "gpu")
+    Traceback (most recent call last):
+    ...
+    hoodwink.errors.ConfigError: The 'device' parameter of TorchClassifier must be ...
+    """
+    if value is None:
+        return None
+    what = "a device name such as 'cpu', 'cuda', 'cuda:0' or 'mps', or a torch.device"
+    if not isinstance(value, str | torch.device):
+        reject(owner, name, value, what)
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError, TypeError):
+        reject(owner, name, value, what)
+    problem = _device_problem(device)
+    if problem is not None:
+        reject(owner, name, value, "a device this machine can run on", hint=problem)
+    return device
+
+
+def _device_problem(device: torch.device) -> str | None:
+    """Why ``device`` cannot run a model here, with the fix; None when it can."""
+    kind = device.type
+    if kind == "cpu":
+        return None
+    if kind == "meta":
+        return ("The meta device holds shapes but no data, so no model can run there; "
+                "use device='cpu' (or 'cuda').")
+    if kind == "cuda":
+        if torch.version.cuda is None and torch.version.hip is None:
+            return (f"This PyTorch build ({torch.__version__}) has no CUDA support; use "
+                    "device='cpu', or install a CUDA build of PyTorch.")
+        if not torch.cuda.is_available():
+            return "No CUDA GPU is visible on this machine; use device='cpu'."
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            return (f"This machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}; "
+                    "use one of them or device='cpu'.")
+        return None
+    if kind == "mps" and not torch.backends.mps.is_available():
+        return "The MPS backend (Apple GPUs) is not available here; use device='cpu'."
+    try:
+        torch.empty(0, device=device)
+    except Exception as exc:  # each backend fails in its own way (AssertionError, ...)
+        return (f"PyTorch cannot allocate on {device} here ({type(exc).__name__}: {exc}); use "
+                "device='cpu'.")
+    return None
+
+
+def _check_class_names(names: Any) -> tuple[str, ...] | None:
+    if names is None:
+        return None
+    what = "a sequence of str (at least 2, distinct), one per class"
+    if isinstance(names, np.ndarray) and names.ndim == 1:
+        names = names.tolist()
+    if (isinstance(names, str | bytes) or not isinstance(names, Sequence)
+            or not all(isinstance(n, str) for n in names)):
+        reject("TorchClassifier", "class_names", names, what)
+    out = tuple(str(n) for n in names)
+    if len(out) < 2:
+        reject("TorchClassifier", "class_names", names, what,
+               hint="A classifier has at least 2 classes.")
+    counts: dict[str, int] = {}
+    for n in out:
+        counts[n] = counts.get(n, 0) + 1
+    dupes = [n for n, k in counts.items() if k > 1]
+    if dupes:
+        reject("TorchClassifier", "class_names", names, what,
+               hint=f"Not unique: {', '.join(repr(d) for d in dupes[:5])}.")
+    return out
+
+
+def _check_input_shape(shape: Any) -> tuple[int, ...] | None:
+    if shape is None:
+        return None
+    what = "a non-empty tuple of positive ints, the shape of one input without the batch axis"
+    if isinstance(shape, np.ndarray) and shape.ndim == 1:
+        shape = shape.tolist()
+    if (isinstance(shape, str | bytes) or not isinstance(shape, Sequence) or len(shape) == 0
+            or not all(is_int(d) and 1 <= d < 2**63 for d in shape)):
+        reject("TorchClassifier", "input_shape", shape, what, hint="E.g. (3, 32, 32).")
+    return tuple(int(d) for d in shape)
+
+
+_LEVELS = Interval(int, 2, 2**24)
+_BATCH = Interval(int, 1, None)
 
 
 class TorchClassifier:
@@ -120,35 +320,49 @@ class TorchClassifier:
     Parameters
     ----------
     module : torch.nn.Module
-        Maps a *preprocessed* batch to logits of shape (N, C).
+        Maps a *preprocessed* batch to float logits of shape (N, C).
     bounds : (lower, upper), default (0, 1)
         The box of valid raw inputs. Each is a float or an array broadcastable
-        to one input (per-feature bounds for tabular data).
+        to one input (per-feature bounds for tabular data), finite, with
+        lower < upper everywhere.
     preprocessing : nn.Module or callable, optional
         Differentiable map from raw inputs to what ``module`` expects, e.g.
         :class:`Normalize`, or a resize-and-normalise pipeline. Applied inside
         every call; attacks never see its output.
     levels : int, optional
         Number of quantisation levels per feature between the bounds (256 for
-        8-bit images). When set, inputs must lie on the grid and attack results
-        are snapped to it, so they survive saving as 8-bit files.
+        8-bit images), in [2, 2**24]. When set, inputs must lie on the grid and
+        attack results are snapped to it, so they survive saving as 8-bit files.
     batch_size : int, default 256
         Largest batch sent to the module at once.
     device : str or torch.device, optional
-        Where to run. Defaults to the device of the module's parameters. If it
-        differs, a copy of the module is moved there; yours is left untouched.
+        Where to run; checked at once (``"cuda"`` on a machine without CUDA is
+        a :class:`~hoodwink.errors.ConfigError`). Defaults to the device of
+        the module's parameters. If it differs, a copy of the module is moved
+        there; yours is left untouched.
     class_names : sequence of str, optional
-        Human-readable class names, used by reports and the CLI.
+        Human-readable class names (at least 2, distinct), used by reports and
+        the CLI. They fix the number of classes; the module's output width is
+        compared with it on the first call.
     num_classes : int, optional
-        Number of classes; inferred from one forward pass when omitted.
+        Number of classes (at least 2). When omitted, it comes from
+        ``class_names``, or is learnt from the first forward pass.
     input_shape : sequence of int, optional
         Shape of one input, e.g. (1, 28, 28); when given, other shapes are
-        refused with a clear :class:`~hoodwink.errors.ShapeError`.
+        refused with a clear :class:`~hoodwink.errors.ShapeError`, and
+        :attr:`num_classes` can be learnt before any call.
+
+    Raises
+    ------
+    ConfigError
+        For any invalid parameter, naming it and the fix.
 
     Notes
     -----
     The module is evaluated in eval mode with ``requires_grad`` switched off on
     its parameters; both flags are restored after every call, also on error.
+    Inputs are never changed: a module (or preprocessing) that writes into its
+    input is detected on its first call and is handed a copy from then on.
     """
 
     def __init__(
@@ -165,14 +379,18 @@ class TorchClassifier:
         input_shape: Sequence[int] | None = None,
     ) -> None:
         if not isinstance(module, nn.Module):
+            kind = (f"the class {module.__name__}" if isinstance(module, type)
+                    else type(module).__name__)
+            fix = (f" Pass an instance, e.g. {module.__name__}(...)."
+                   if isinstance(module, type) and issubclass(module, nn.Module) else "")
             raise ConfigError(
-                f"TorchClassifier needs a torch.nn.Module; got {type(module).__name__}. "
+                f"TorchClassifier needs a torch.nn.Module; got {kind}.{fix} "
                 "Wrap a plain function with an nn.Module, or use a callable adapter."
             )
         if not (isinstance(bounds, tuple | list) and len(bounds) == 2):
             raise ConfigError(
                 f"The 'bounds' parameter of TorchClassifier must be a pair (lower, upper). "
-                f"Got {bounds!r}."
+                f"Got {_show(bounds)}."
             )
         lower, upper = _as_bound(bounds[0], "lower"), _as_bound(bounds[1], "upper")
         try:
@@ -185,47 +403,81 @@ class TorchClassifier:
         if (gap <= 0).any():
             raise ConfigError(
                 "The 'bounds' parameter of TorchClassifier needs lower < upper everywhere. "
-                f"Got {bounds!r}."
+                f"Got {_show(bounds)}."
             )
-        if levels is not None and (
-            isinstance(levels, bool) or not isinstance(levels, int) or levels < 2
-        ):
-            raise ConfigError(
-                f"The 'levels' parameter of TorchClassifier must be an int >= 2 or None "
-                f"(256 for 8-bit images). Got {levels!r}."
-            )
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(
-                f"The 'batch_size' parameter of TorchClassifier must be an int >= 1. "
-                f"Got {batch_size!r}."
-            )
+        if levels is not None:
+            if not _LEVELS.accepts(levels):
+                reject("TorchClassifier", "levels", levels, "an int >= 2 and <= 2**24, or None",
+                       hint="Use 256 for 8-bit images; a finer grid cannot be represented "
+                            "in float32.")
+            levels = int(levels)
+        if not _BATCH.accepts(batch_size):
+            reject("TorchClassifier", "batch_size", batch_size, "an int >= 1")
+        batch_size = int(batch_size)
+        if preprocessing is not None and (isinstance(preprocessing, type)
+                                          or not callable(preprocessing)):
+            reject("TorchClassifier", "preprocessing", preprocessing,
+                   "a callable (an nn.Module instance or a function) or None",
+                   hint="E.g. preprocessing=Normalize(mean, std)." if isinstance(
+                       preprocessing, type) else None)
+        wanted = check_device("TorchClassifier", "device", device)
         module_device = _module_device(module)
-        target_device = torch.device(device) if device is not None else module_device
+        if module_device.type == "meta":
+            raise ConfigError(
+                f"The parameters of {type(module).__name__} are on the meta device, which "
+                "holds no data. Load its weights first, e.g. module.to_empty(device='cpu') "
+                "then module.load_state_dict(state)."
+            )
+        nc = check_int("TorchClassifier", "num_classes", num_classes, low=2, allow_none=True)
+        names = _check_class_names(class_names)
+        shape = _check_input_shape(input_shape)
+        if names is not None and nc is not None and len(names) != nc:
+            raise ConfigError(
+                f"class_names has {len(names)} entries but num_classes is {nc}. Give one "
+                "name per class."
+            )
+        bounds_shape = gap.shape
+        if shape is not None and not _fits(bounds_shape, shape):
+            raise ConfigError(
+                f"The bounds have shape {tuple(bounds_shape)}, which does not fit one input "
+                f"of input_shape {shape}: bounds must broadcast to one input (without a "
+                "batch dimension)."
+            )
+        target_device = wanted if wanted is not None else module_device
         if target_device != module_device:
             _log.info("copying the module to %s; the original stays on %s", target_device,
                       module_device)
-            module = copy.deepcopy(module).to(target_device)
-            if isinstance(preprocessing, nn.Module):
-                preprocessing = copy.deepcopy(preprocessing).to(target_device)
-        elif isinstance(preprocessing, nn.Module):
-            preprocessing = preprocessing.to(target_device)
+            module = _copy_to(module, target_device, "module")
+        if isinstance(preprocessing, nn.Module) and _module_device(preprocessing) != target_device:
+            # A copy, as for the module: the user's own preprocessing is never moved.
+            preprocessing = _copy_to(preprocessing, target_device, "preprocessing")
         self.module = module
         self.preprocessing = preprocessing
         self._lower = lower.to(target_device)
         self._upper = upper.to(target_device)
+        self._bounds_shape = tuple(bounds_shape)
         self._levels = levels
         self.batch_size = batch_size
         self.device = target_device
-        self.class_names = tuple(class_names) if class_names is not None else None
-        self._num_classes = num_classes
-        self.input_shape = tuple(int(d) for d in input_shape) if input_shape is not None else None
+        self.class_names = names
+        self.input_shape = shape
+        self._num_classes = nc if nc is not None else (len(names) if names is not None else None)
+        # Where the expected number of classes comes from, for the mismatch message.
+        self._classes_from = (f"num_classes={nc}" if nc is not None
+                              else f"class_names ({len(names)} names)" if names is not None
+                              else "its first output")
         self._warned_training = False
         self._eval_depth = 0  # nesting level of evaluating() blocks
         self._dtype_cache: torch.dtype | None = None  # the module's dtype, inside a block
-        if class_names is not None and num_classes is not None and len(class_names) != num_classes:
-            raise ConfigError(
-                f"class_names has {len(class_names)} entries but num_classes is {num_classes}."
-            )
+        # Inputs already checked: per-step calls inside attacks compare one shape and dtype.
+        self._ok_shape: torch.Size | None = None
+        self._ok_dtype: torch.dtype | None = None
+        # The shape of one input the module has run on: a first failure on another shape is
+        # the input's fault (a ShapeError), a later one the module's own (raised as it is).
+        self._ran_shape: torch.Size | None = None
+        # Whether the module (or preprocessing) writes into its input: None until its first
+        # forward pass, which runs on a copy to find out; True keeps handing it copies.
+        self._copy_input: bool | None = None
 
     # ------------------------------------------------------------------ properties
     @property
@@ -245,15 +497,31 @@ class TorchClassifier:
 
     @property
     def num_classes(self) -> int:
-        """Number of classes, inferred from one forward pass if not given."""
+        """Number of classes C.
+
+        From ``num_classes=`` or ``class_names=`` when given, else from the
+        module's first output. Before any call, with ``input_shape=`` known,
+        one forward pass on a single input at the middle of the bounds learns
+        it.
+
+        Raises
+        ------
+        ConfigError
+            Before the first call, when neither num_classes, class_names nor
+            input_shape was given: the message names those fixes.
+        """
         if self._num_classes is None:
-            if self.class_names is not None:
-                self._num_classes = len(self.class_names)
-            else:
+            if self.input_shape is None:
                 raise ConfigError(
-                    "TorchClassifier does not know num_classes yet: pass num_classes= or "
-                    "call logits() once."
+                    "TorchClassifier learns num_classes from the module's output, and the "
+                    "module has not run yet. Pass num_classes= (or class_names=, or "
+                    "input_shape= so that one pass on a single input can learn it), or call "
+                    "model.logits(x) once first."
                 )
+            mid = (self._lower + self._upper) / 2
+            self.logits(torch.broadcast_to(mid, self.input_shape)[None].clone())
+        if self._num_classes is None:  # unreachable: logits() sets it or raises
+            raise InternalError("num_classes was not learnt; this is a hoodwink bug.")
         return self._num_classes
 
     def __repr__(self) -> str:
@@ -329,35 +597,116 @@ class TorchClassifier:
             for p in params:
                 p.requires_grad_(True)
 
-    def _forward(self, x: torch.Tensor, *, check_finite: bool = True) -> torch.Tensor:
-        if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape:
+    def _check_input(self, x: Any) -> None:
+        """Refuse an input the module cannot take; remember its shape and dtype when fine.
+
+        Called once per public call; a step of an attack, with the shape and
+        dtype already checked, costs one comparison.
+        """
+        if not isinstance(x, torch.Tensor):
+            raise InputError(
+                f"TorchClassifier takes x as a torch.Tensor of shape (N, ...); got "
+                f"{type(x).__name__}. Convert it first: torch.as_tensor(x, dtype=torch.float32)."
+            )
+        if not x.is_floating_point():
+            raise ShapeError(
+                f"x has dtype {x.dtype}; the model takes float inputs in its bounds. For 8-bit "
+                "images use x.float() / 255 with bounds=(0, 1) (and levels=256)."
+            )
+        if x.is_meta:
+            raise ShapeError("x is on the meta device, which holds no data; pass real values.")
+        if x.ndim == 0:
+            raise ShapeError(
+                "x has shape (); the model takes a batch of shape (N, ...). For one input use "
+                "x[None]."
+            )
+        one = tuple(x.shape[1:])
+        if self.input_shape is not None and one != self.input_shape:
             shape = ", ".join(str(d) for d in self.input_shape)
+            if tuple(x.shape) == self.input_shape:
+                raise ShapeError(
+                    f"x has shape {tuple(x.shape)}, the shape of one input: add a batch "
+                    "dimension, x[None] (or x.unsqueeze(0)), to pass it as a batch of one."
+                )
             raise ShapeError(
                 f"{type(self.module).__name__} takes inputs of shape (N, {shape}); got "
                 f"{tuple(x.shape)}. Resize the inputs first."
             )
+        if self._bounds_shape and not _fits(self._bounds_shape, one):
+            if tuple(x.shape) == self._bounds_shape:
+                raise ShapeError(
+                    f"x has shape {tuple(x.shape)}, the shape of the model bounds, i.e. of one "
+                    "input: add a batch dimension, x[None] (or x.unsqueeze(0)). (If the "
+                    "bounds have a batch dimension instead, drop it: bounds describe one "
+                    "input.)"
+                )
+            raise ShapeError(
+                f"The bounds have shape {self._bounds_shape}, which does not fit one input of "
+                f"shape {one} (x has shape {tuple(x.shape)}): bounds must broadcast to one "
+                "input, without a batch dimension."
+            )
+        self._ok_shape, self._ok_dtype = x.shape, x.dtype
+
+    def _forward(self, x: torch.Tensor, *, check_finite: bool = True) -> torch.Tensor:
         dtype = self._dtype_cache if self._eval_depth > 0 else _module_dtype(self.module)
         if dtype is not None and x.dtype != dtype:
             x = x.to(dtype)  # differentiable, so gradients come back in the caller's dtype
-        z = self.preprocessing(x) if self.preprocessing is not None else x
-        out = self.module(z)
+        copy = self._copy_input
+        xin = x.clone() if copy is not False else x  # differentiable too
+        version = xin._version
+        z: Any = None
+        try:
+            z = self.preprocessing(xin) if self.preprocessing is not None else xin
+            if z is not xin:
+                if not isinstance(z, torch.Tensor):
+                    raise ModelOutputError(
+                        f"The preprocessing returned {type(z).__name__}; it must return a "
+                        "torch.Tensor (a differentiable map of its input tensor)."
+                    )
+                if dtype is not None and z.dtype != dtype and z.is_floating_point():
+                    z = z.to(dtype)  # e.g. float32 statistics promoting a float16 batch
+            out = self.module(z)
+        except HoodwinkError:
+            raise
+        except (MemoryError, torch.OutOfMemoryError):
+            raise
+        except Exception as exc:  # the user's network (or preprocessing) can raise anything
+            self._raise_from_model(exc, x, "the preprocessing" if z is None else None)
+        if self._ran_shape is None:
+            self._ran_shape = x.shape[1:]
+        if xin._version != version:  # the module wrote into its input
+            if copy is False:  # a write it had not made on its first pass: data-dependent
+                _log.warning("%s wrote into its input; hoodwink hands it copies from now on",
+                             type(self.module).__name__)
+            self._copy_input = True
+        elif copy is None:
+            self._copy_input = False
         if not isinstance(out, torch.Tensor):
             raise ModelOutputError(
                 f"{type(self.module).__name__} returned {type(out).__name__}; a classifier "
                 "must return a tensor of logits with shape (N, C)."
             )
+        if not out.is_floating_point():
+            raise ModelOutputError(
+                f"{type(self.module).__name__} returned a tensor of dtype {out.dtype}; a "
+                "classifier must return float scores (logits or log-probabilities), one per "
+                "class, not labels or booleans. Return the scores before argmax/thresholding; "
+                "a model that only gives labels needs a decision-based (label-only) adapter."
+            )
         if out.ndim != 2 or out.shape[0] != x.shape[0]:
             raise ModelOutputError(
                 f"{type(self.module).__name__} returned shape {tuple(out.shape)} for a batch "
                 f"of {x.shape[0]}; a classifier must return logits of shape (N, C). If it "
-                "returns a single score, stack it as (N, 2) with a zero column."
+                "returns a single score, stack it as (N, 2) with a zero column. If x is one "
+                "input, add a batch dimension: x[None]."
             )
         if self._num_classes is None:
-            self._num_classes = int(out.shape[1])
+            if out.shape[1] >= 2:
+                self._num_classes = int(out.shape[1])
         elif out.shape[1] != self._num_classes:
             raise ModelOutputError(
-                f"{type(self.module).__name__} returned {out.shape[1]} classes; expected "
-                f"{self._num_classes}."
+                f"{type(self.module).__name__} returned {out.shape[1]} class scores; expected "
+                f"{self._num_classes} from {self._classes_from}."
             )
         if out.shape[1] < 2:
             raise ModelOutputError(
@@ -368,12 +717,44 @@ class TorchClassifier:
             self._check_finite(out)
         return out
 
+    def _raise_from_model(self, exc: Exception, x: torch.Tensor, where: str | None) -> NoReturn:
+        """Re-raise what the user's code raised, explained in terms of the input.
+
+        On the first input shape the module meets, a failure is most likely that
+        shape's fault: a :class:`ShapeError` saying so (the original chained).
+        Once a shape has run, a failure is the module's own: re-raised as it is.
+        """
+        who = where or type(self.module).__name__
+        if self._ran_shape is not None and x.shape[1:] == self._ran_shape:
+            raise exc
+        raise ShapeError(
+            f"{who} raised {type(exc).__name__} on a batch of shape {tuple(x.shape)}: {exc}. "
+            "Check that x has the shape and layout the module expects (images are "
+            "(N, C, H, W)); if x is one input, add a batch dimension: x[None]. Give "
+            "input_shape= to TorchClassifier to have shapes checked first."
+        ) from exc
+
     def _check_finite(self, out: torch.Tensor) -> None:
         if not torch.isfinite(out).all():
             raise ModelOutputError(
                 f"{type(self.module).__name__} returned NaN or infinite logits. Check that "
                 "the inputs are in the model's domain and the weights are finite."
             )
+
+    def _no_gradient(self, out: torch.Tensor, objective: bool = False) -> CapabilityError:
+        if objective and out.requires_grad:
+            return CapabilityError(
+                "The objective gives no gradient with respect to the input x: its values do "
+                "not depend on the logits (or x) through differentiable operations. Return "
+                "values computed from the logits without .detach() or .item()."
+            )
+        return CapabilityError(
+            f"{type(self.module).__name__} gives no gradient with respect to the input x: "
+            "its logits do not depend on x through differentiable operations (a .detach(), "
+            "torch.no_grad(), a NumPy round trip, argmax or rounding in forward() or in "
+            "preprocessing=). Gradient attacks such as FGSM and PGD need that gradient; for "
+            "such a model use a score- or decision-based attack."
+        )
 
     def _chunks(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
         for i in range(0, x.shape[0], self.batch_size):
@@ -385,19 +766,32 @@ class TorchClassifier:
         Parameters
         ----------
         x : torch.Tensor, shape (N, ...)
-            Raw inputs within the bounds.
+            Raw inputs within the bounds, float; never changed.
 
         Returns
         -------
         torch.Tensor, shape (N, C)
             On ``x``'s device.
+
+        Raises
+        ------
+        InputError, ShapeError
+            ``x`` is not a float tensor, or not a batch of inputs of the
+            model's shape (a single input: add a batch dimension).
+        ModelOutputError
+            The module returned something else than finite float logits of
+            shape (N, C).
         """
+        if not (isinstance(x, torch.Tensor) and x.shape == self._ok_shape
+                and x.dtype == self._ok_dtype):
+            self._check_input(x)
         if x.shape[0] <= self.batch_size and x.device == self.device:
             # One chunk on the right device (the common case): no split, no cat.
             with self._block(), torch.no_grad():
                 return self._forward(x)
         with self._block(), torch.no_grad():
-            outs = [self._forward(c) for c in self._chunks(x)]
+            # An empty batch on another device still makes one (empty) pass.
+            outs = [self._forward(c) for c in (list(self._chunks(x)) or [x.to(self.device)])]
         return torch.cat(outs).to(x.device)
 
     def _block(self) -> contextlib.AbstractContextManager[None]:
@@ -432,26 +826,45 @@ class TorchClassifier:
         logits : torch.Tensor, shape (N, C)
         grad : torch.Tensor, same shape as ``x``
             Gradient of ``values.sum()`` with respect to ``x``.
+
+        Raises
+        ------
+        CapabilityError
+            No gradient flows from the logits (or the objective) to ``x``.
         """
-        if x.shape[0] <= self.batch_size and x.device == self.device:
-            with self._block():
-                xc = x.detach().requires_grad_(True)
-                with torch.enable_grad():
-                    out = self._forward(xc)
-                    v = objective(out, xc)
-                    (g,) = torch.autograd.grad(v.sum(), xc)
-            return v.detach(), out.detach(), g
+        if isinstance(objective, type) or not callable(objective):
+            reject("TorchClassifier.objective_gradient", "objective", objective,
+                   "a callable objective(logits, x) -> values of shape (n,)")
+        if not (isinstance(x, torch.Tensor) and x.shape == self._ok_shape
+                and x.dtype == self._ok_dtype):
+            self._check_input(x)
+        single = x.shape[0] <= self.batch_size and x.device == self.device
+        # An empty batch on another device still makes one (empty) pass.
+        chunks = [x] if single else (list(self._chunks(x)) or [x.to(self.device)])
         vals, logits, grads = [], [], []
         with self._block():
-            for chunk in self._chunks(x):
+            for chunk in chunks:
                 xc = chunk.detach().requires_grad_(True)
                 with torch.enable_grad():
                     out = self._forward(xc)
                     v = objective(out, xc)
-                    (g,) = torch.autograd.grad(v.sum(), xc)
+                    if not isinstance(v, torch.Tensor) or v.shape != (xc.shape[0],):
+                        got = (f"shape {tuple(v.shape)}" if isinstance(v, torch.Tensor)
+                               else type(v).__name__)
+                        raise ConfigError(
+                            f"The objective returned {got} for a chunk of {xc.shape[0]}; it "
+                            f"must return one value per sample, shape ({xc.shape[0]},)."
+                        )
+                    g = None
+                    if v.requires_grad:
+                        (g,) = torch.autograd.grad(v.sum(), xc, allow_unused=True)
+                    if g is None:
+                        raise self._no_gradient(out, objective=True)
                 vals.append(v.detach())
                 logits.append(out.detach())
                 grads.append(g)
+        if single:
+            return vals[0], logits[0], grads[0]
         dev = x.device
         return torch.cat(vals).to(dev), torch.cat(logits).to(dev), torch.cat(grads).to(dev)
 
@@ -473,7 +886,8 @@ class TorchClassifier:
         ----------
         x : torch.Tensor, shape (N, ...)
         labels : torch.Tensor, shape (N,)
-            True labels (untargeted) or target labels (targeted).
+            True labels (untargeted) or target labels (targeted), integers in
+            ``[0, C)``.
         loss : {"ce", "margin"}
             Cross-entropy, or the logit margin of Carlini and Wagner (2017).
         targeted : bool
@@ -481,8 +895,23 @@ class TorchClassifier:
         Returns
         -------
         values, logits, grad : see :meth:`objective_gradient`.
+
+        Raises
+        ------
+        ConfigError, InputError, ShapeError
+            Invalid ``loss``, ``targeted``, ``x`` or ``labels``.
+        CapabilityError
+            No gradient flows from the logits to ``x``.
+
+        Notes
+        -----
+        Inside an :meth:`evaluating` block (an attack's run), ``labels``,
+        ``loss`` and ``targeted`` are trusted: the attack validated them once,
+        and each step takes the lean path.
         """
         if self._eval_depth > 0:  # an attack's step: the lean path, chunk by chunk
+            if x.shape != self._ok_shape or x.dtype != self._ok_dtype:
+                self._check_input(x)
             if x.shape[0] <= self.batch_size and x.device == self.device:
                 return self._loss_gradient_one_chunk(x, labels, loss, targeted)
             lab_d = labels.to(self.device)
@@ -491,17 +920,25 @@ class TorchClassifier:
                                      strict=True)]
             dev = x.device
             return tuple(torch.cat(t).to(dev) for t in zip(*parts, strict=True))  # type: ignore[return-value]
-        lab = labels.to(self.device)
+        loss = check_choice("TorchClassifier.loss_gradient", "loss", loss, ("ce", "margin"))
+        targeted = check_bool("TorchClassifier.loss_gradient", "targeted", targeted)
+        self._check_input(x)
+        lab = _labels(labels, x.shape[0]).to(self.device)
         offset = [0]
 
         def objective(out: torch.Tensor, xc: torch.Tensor) -> torch.Tensor:
             n = out.shape[0]
             lc = lab[offset[0] : offset[0] + n]
             offset[0] += n
+            c = out.shape[1]
+            bad = lc[(lc < 0) | (lc >= c)]
+            if bad.numel():
+                raise InputError(
+                    f"labels contain {int(bad[0])}, outside the model's classes 0..{c - 1}."
+                )
             return attack_loss(out, lc, loss=loss, targeted=targeted)
 
         return self.objective_gradient(x, objective)
-
 
     def _loss_gradient_one_chunk(
         self, x: torch.Tensor, labels: torch.Tensor, loss: LossName, targeted: bool
@@ -519,7 +956,12 @@ class TorchClassifier:
             out = self._forward(xc, check_finite=False)
             v = attack_loss(out, lab, loss=loss, targeted=targeted)
             total = v.sum()
-            (g,) = torch.autograd.grad(total, xc)
+            # A module whose logits ignore x has no gradient: said as a CapabilityError,
+            # found at no cost (a flag, and allow_unused instead of autograd's error).
+            g = torch.autograd.grad(total, xc, allow_unused=True)[0] if total.requires_grad \
+                else None
+        if g is None:
+            raise self._no_gradient(out)
         if not math.isfinite(total.item()):
             self._check_finite(out)
             raise ModelOutputError(
@@ -527,6 +969,45 @@ class TorchClassifier:
                 "logits are; the logits are too large for the loss. Check the model's scale."
             )
         return v.detach(), out.detach(), g
+
+
+def _labels(labels: Any, n: int) -> torch.Tensor:
+    """Labels as an int64 tensor of shape (n,)."""
+    if isinstance(labels, np.ndarray) and labels.dtype.kind in "iu":
+        labels = torch.from_numpy(np.ascontiguousarray(labels))
+    if not isinstance(labels, torch.Tensor):
+        raise InputError(
+            f"labels must be an int tensor of shape ({n},); got {type(labels).__name__}."
+        )
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ShapeError(
+            f"labels have dtype {labels.dtype}; labels must be integers (class indices), "
+            "e.g. labels.long()."
+        )
+    if labels.shape != (n,):
+        raise ShapeError(
+            f"labels have shape {tuple(labels.shape)} but x has {n} samples; labels must have "
+            f"shape ({n},)."
+        )
+    return labels.long()
+
+
+def _fits(part: Sequence[int], whole: Sequence[int]) -> bool:
+    """Whether a tensor of shape ``part`` broadcasts to ``whole`` without enlarging it."""
+    if len(part) > len(whole):
+        return False
+    return all(p in (1, w) for p, w in zip(reversed(part), reversed(whole), strict=False))
+
+
+def _copy_to(module: nn.Module, device: torch.device, what: str) -> nn.Module:
+    try:
+        return copy.deepcopy(module).to(device)
+    except Exception as exc:  # deepcopy runs the user's __deepcopy__/__reduce__
+        raise ConfigError(
+            f"Cannot copy the {what} ({type(module).__name__}) to {device}: "
+            f"{type(exc).__name__}: {exc}. Move it yourself (module.to(device)) and leave "
+            "device= out."
+        ) from exc
 
 
 def _module_dtype(module: nn.Module) -> torch.dtype | None:

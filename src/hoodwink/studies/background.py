@@ -37,7 +37,12 @@ from hoodwink.models.torch import TorchClassifier
 from hoodwink.progress import ProgressCallback, as_callback
 from hoodwink.reports import Report
 from hoodwink.studies._record import check_record
-from hoodwink.studies.background_report import page, report, write_background_report
+from hoodwink.studies.background_report import (
+    _NOISE_SIZE,
+    page,
+    report,
+    write_background_report,
+)
 from hoodwink.studies.dream import NGUYEN_CONFIDENCE, DreamResult, dream
 
 __all__ = [
@@ -356,14 +361,15 @@ def background_class_study(
     if test_size is not None and test_size < x_test.shape[0]:
         keep = torch.randperm(x_test.shape[0], generator=gen)[:test_size]
         x_test, y_test = x_test[keep], y_test[keep]
-    noise = torch.round(torch.rand((200, 1, 28, 28), generator=gen) * 255) / 255
+    noise = torch.round(torch.rand((_NOISE_SIZE, 1, 28, 28), generator=gen) * 255) / 255
 
     config: dict[str, Any] = {
         "rounds": rounds, "fooling_per_round": fooling_per_round, "epochs": epochs,
         "epochs_per_round": epochs_per_round, "retrain": retrain, "steps": steps,
         "stepsize": float(stepsize), "confidence": float(confidence),
         "smoothness": float(smoothness), "train_size": int(x_train.shape[0]),
-        "test_size": int(x_test.shape[0]), "batch_size": batch_size, "lr": float(lr),
+        "test_size": int(x_test.shape[0]), "noise_size": _NOISE_SIZE,
+        "batch_size": batch_size, "lr": float(lr),
         "seed": seed, "model": "MnistCNN(num_classes=11)",
     }
     work = 2 * (rounds + 1)

@@ -75,6 +75,8 @@ class FoolOutcome:
     #: ``model_load``), then ``attack``, ``png_roundtrip`` (encode, decode, classify
     #: the re-read image), ``figure`` and ``total`` (up to writing the record).
     timings_s: dict[str, float] = field(default_factory=dict)
+    #: The image mode attacked and saved: "L" (grey, 1 channel) or "RGB".
+    mode: str = "RGB"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready record."""
@@ -113,7 +115,7 @@ def fool_tensor(
     eps: float,
     steps: int = 40,
     seed: int = 0,
-    mode: Literal["RGB", "L"] = "RGB",
+    mode: Literal["RGB", "L"] | None = None,
     confidence: float = 0.9,
     y0: int | None = None,
     progress: ProgressCallback | None = None,
@@ -131,9 +133,12 @@ def fool_tensor(
     forward pass saved); ``progress`` reports the PGD steps; ``times`` gets the
     seconds spent in ``"attack"`` and ``"png_roundtrip"`` added;
     ``probabilities_back`` gets the probabilities of the re-read image appended.
+    ``mode`` ("L" or "RGB"), when given, must match the channels of ``x`` (1 or 3);
+    the PNG keeps them.
     """
     from hoodwink.imaging import encode_png
 
+    png_mode = _mode_of(x, mode)
     t0 = time.perf_counter()
     if y0 is None:
         y0 = int(model.predict(x)[0])
@@ -150,7 +155,7 @@ def fool_tensor(
         res = attack(model, x, torch.tensor([y0]), eps=eps, progress=progress)
     t1 = time.perf_counter()
     png = encode_png(res.x_adv)
-    x_back = decode_png(png, mode)
+    x_back = decode_png(png, png_mode)
     probs = model.probabilities(x_back)
     pred = int(probs[0].argmax())
     ok = pred == target if target is not None else pred != y0
@@ -173,7 +178,7 @@ def fool_image(
     steps: int = 40,
     seed: int = 0,
     figure: bool = True,
-    mode: Literal["RGB", "L"] = "RGB",
+    mode: Literal["RGB", "L"] | None = None,
     progress: ProgressCallback | None = None,
     timings: Mapping[str, float] | None = None,
     clock_start: float | None = None,
@@ -201,8 +206,14 @@ def fool_image(
         PGD steps per budget.
     figure : bool
         Write the triptych figure.
-    mode : {"RGB", "L"}
-        Colour or grayscale input.
+    mode : {"RGB", "L"} or None
+        Read the image as colour or grey. None (default) keeps the file's own
+        mode, so a grey photo gives a grey adversarial PNG; only a model that
+        takes one channel (``input_shape`` (1, H, W)) turns a colour file grey.
+        A grey image given to a model that needs 3 channels is attacked as one
+        channel, repeated to three inside the model's preprocessing: the
+        perturbation is the same in every channel (no colour noise), and the
+        saved grey PNG, read back as RGB, is classified as reported.
     progress : callable, optional
         ``progress(done, total, message)`` (:mod:`hoodwink.progress`): PGD
         steps, ``steps`` per budget tried.
@@ -224,8 +235,12 @@ def fool_image(
     ------
     BudgetExhaustedError
         No budget worked; nothing was written.
+    ConfigError
+        A bad parameter, or an output that cannot be written (checked for the
+        PNG, the triptych and the record before any work).
     """
     t0 = time.perf_counter()
+    _check_mode_param(mode)
     src = Path(image)
     out_path = Path(out) if out is not None else Path(f"{src.stem}-adv.png")
     if out_path.suffix.lower() != ".png":
@@ -233,29 +248,30 @@ def fool_image(
             f"The output must be a .png file (lossless, so the 8-bit perturbation survives); "
             f"got {out_path}."
         )
-    check_writable(out_path, create=create_folders)
-    x = load_image(src, mode=mode)
-    budgets = _budgets(eps)
-    fooled = _fool_budgets(model, x, budgets, eps=eps, target=target, steps=steps, seed=seed,
-                           mode=mode, model_name=model_name, progress=progress)
-    x_back, png, before, after = fooled.x_back, fooled.png, fooled.before, fooled.after
-    tried, times, names = fooled.tried, fooled.times, model.class_names
-    max_change = int(torch.round((x_back - x).abs().max() * 255).item())
     stem = out_path.with_suffix("")
     outputs = {"adversarial": str(out_path), "record": str(stem) + ".json"}
     if figure:
         outputs["figure"] = f"{stem}-triptych.png"
+    for written in outputs.values():
+        _check_output(written, create_folders)
+    budgets = _budgets(eps)
+    x, clf = _load_for(model, src, mode)
+    fooled = _fool_budgets(clf, x, budgets, eps=eps, target=target, steps=steps, seed=seed,
+                           model_name=model_name, progress=progress)
+    x_back, png, before, after = fooled.x_back, fooled.png, fooled.before, fooled.after
+    tried, times, names = fooled.tried, fooled.times, model.class_names
+    max_change = int(torch.round((x_back - x).abs().max() * 255).item())
     fields: dict[str, Any] = dict(
         source=str(src), model=model_name, target=target,
         target_name=(names[target] if names and target is not None else None),
         eps=tried[-1], eps_auto=eps == "auto", eps_tried=tried, steps=steps, success=True,
         before=before, after=after, max_change_255=max_change,
-        size=(int(x.shape[-1]), int(x.shape[-2])), outputs=outputs,
+        size=(int(x.shape[-1]), int(x.shape[-2])), outputs=outputs, mode=_mode_of(x, None),
     )
     # Render everything in memory first, then write: no half-written output on error.
     t_fig = time.perf_counter()
-    fig_bytes = triptych(x, x_back, before, after, model_name, tried[-1], max_change) \
-        if figure else None
+    fig_bytes = triptych(x, x_back, before, after, model_name, tried[-1], max_change,
+                         target=fields["target_name"] or _opt_str(target)) if figure else None
     timing = {**{k: float(v) for k, v in (timings or {}).items()},
               "attack": times.get("attack", 0.0),
               "png_roundtrip": times.get("png_roundtrip", 0.0),
@@ -305,7 +321,6 @@ def _fool_budgets(
     target: int | None,
     steps: int,
     seed: int,
-    mode: Literal["RGB", "L"],
     model_name: str,
     progress: ProgressCallback | None,
 ) -> _Fooled:
@@ -328,7 +343,7 @@ def _fool_budgets(
         part = scaled(progress, j * steps, steps, steps * len(budgets)) \
             if progress is not None else None
         _, png, x_back, ok = fool_tensor(model, x, target=target, eps=e, steps=steps,
-                                         seed=seed, mode=mode, y0=y0, progress=part,
+                                         seed=seed, y0=y0, progress=part,
                                          times=times, probabilities_back=back)
         if ok:
             break
@@ -336,11 +351,13 @@ def _fool_budgets(
         after = top_k(model, x_back, probabilities=back[-1])
         want = f"class {target} ({names[target] if names else target})" if target is not None \
             else "a different class"
+        bigger = min(255.0, 2 * tried[-1] * 255)
         raise BudgetExhaustedError(
             f"eps = {tried[-1] * 255:g}/255 was not enough to make {model_name} predict {want}: "
             f"after saving it still predicts {after[0].name} ({after[0].probability:.2f}). "
-            + ("Try a larger budget (--eps 4/255) or --eps auto." if eps != "auto"
-               else "Even the largest automatic budget failed; try more --steps.")
+            + (f"Try a larger budget, e.g. eps={bigger:g}/255, or eps='auto'." if eps != "auto"
+               else f"Even the largest automatic budget failed; try more steps (steps={steps} "
+                    "now).")
             + " Nothing was written."
         )
     if progress is not None:
@@ -383,7 +400,8 @@ def run(
         As in :func:`fool_image`.
     mode : {"RGB", "L"}, optional
         Default: ``"L"`` for a model whose name starts with ``mnist`` (the
-        CLI's rule), else ``"RGB"``.
+        CLI's rule), else the file's own mode, as in :func:`fool_image` (a
+        grey photo stays grey).
     stem : str, optional
         File names in the record: ``<stem>.png`` (the adversarial image) and
         ``<stem>-triptych.png``; default ``<image stem>-adv``, the names
@@ -418,13 +436,14 @@ def run(
         timing["model_load"] = time.perf_counter() - t0
     else:
         name, clf = model_name or "model", model
-    if mode is None:
-        mode = "L" if name.startswith("mnist") else "RGB"
+    _check_mode_param(mode)
+    if mode is None and name.startswith("mnist"):
+        mode = "L"
     src = Path(image)
-    x = load_image(src, mode=mode)
     budgets = _budgets(eps)
-    fooled = _fool_budgets(clf, x, budgets, eps=eps, target=target, steps=steps, seed=seed,
-                           mode=mode, model_name=name, progress=progress)
+    x, attacked = _load_for(clf, src, mode)
+    fooled = _fool_budgets(attacked, x, budgets, eps=eps, target=target, steps=steps,
+                           seed=seed, model_name=name, progress=progress)
     orig_png = encode_png(x)
     max_change = int(torch.round((fooled.x_back - x).abs().max() * 255).item())
     names = clf.class_names
@@ -439,7 +458,8 @@ def run(
         "source": str(src), "source_name": src.name, "model": name, "target": target,
         "target_name": names[target] if names and target is not None else None,
         "eps": tried[-1], "eps_255": round(tried[-1] * 255, 4), "eps_auto": eps == "auto",
-        "eps_tried": list(tried), "steps": steps, "seed": seed, "mode": mode, "success": True,
+        "eps_tried": list(tried), "steps": steps, "seed": seed, "mode": _mode_of(x, None),
+        "success": True,
         "before": [dict(p.__dict__) for p in fooled.before],
         "after": [dict(p.__dict__) for p in fooled.after],
         "max_change_255": max_change, "size": [int(x.shape[-1]), int(x.shape[-2])],
@@ -452,3 +472,105 @@ def run(
         "environment": environment(),
     }
     return check_record(rec, "fool.run")
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _opt_str(v: object) -> str | None:
+    return None if v is None else str(v)
+
+
+def _check_mode_param(mode: object) -> None:
+    if mode is not None and mode not in ("RGB", "L"):
+        raise ConfigError(
+            f"The 'mode' parameter must be 'RGB', 'L' or None (the file's own mode). "
+            f"Got {mode!r}."
+        )
+
+
+def _mode_of(x: torch.Tensor, mode: object) -> Literal["RGB", "L"]:
+    """The PNG mode of an image tensor (1 channel: "L"; 3: "RGB"), checked against ``mode``."""
+    c = int(x.shape[1]) if x.ndim == 4 else -1
+    found: Literal["RGB", "L"] | None = "L" if c == 1 else "RGB" if c == 3 else None
+    if found is None:
+        raise ConfigError(
+            f"x must be one image of shape (1, C, H, W) with C = 1 or 3; got {tuple(x.shape)}."
+        )
+    _check_mode_param(mode)
+    if mode is not None and mode != found:
+        raise ConfigError(
+            f"The 'mode' parameter is {mode!r} but x has {c} channel(s) ({found!r}). Give "
+            f"mode={found!r} or leave it out."
+        )
+    return found
+
+
+def _check_output(path: str | Path, create: bool) -> None:
+    """One output file, checked before any work (a library error, not an OSError)."""
+    from hoodwink.reports import check_output_path
+
+    p = Path(path)
+    if not create and not p.parent.is_dir():
+        check_writable(p)  # InputError: the folder must exist (or is a file)
+    check_output_path(p, kind="file")
+
+
+def _load_for(
+    model: TorchClassifier, src: Path, mode: Literal["RGB", "L"] | None
+) -> tuple[torch.Tensor, TorchClassifier]:
+    """The image to attack and the model to attack it on.
+
+    With ``mode`` None the file keeps its own mode, except that a colour file
+    becomes grey for a model that takes one channel. A grey image on a model
+    that needs three channels gets the model wrapped so that the channel is
+    repeated inside the preprocessing (:func:`_grey_as_rgb`).
+    """
+    x = load_image(src, mode=mode)
+    shape = model.input_shape
+    if mode is None and shape is not None and len(shape) == 3 and shape[0] == 1 \
+            and x.shape[1] == 3:
+        x = load_image(src, mode="L")
+    if x.shape[1] != 1:
+        return x, model
+    if shape is not None and len(shape) == 3:
+        return (x, _grey_as_rgb(model)) if shape[0] == 3 else (x, model)
+    try:  # A model without input_shape: does it take one channel as it is?
+        model.logits(x)
+    except Exception:  # noqa: BLE001 - any failure means: give it three channels
+        wrapped = _grey_as_rgb(model)
+        wrapped.logits(x)  # a model that fails on both raises its own error here
+        return x, wrapped
+    return x, model
+
+
+class _GreyAsRGB(torch.nn.Module):
+    """Preprocessing that repeats a grey channel to three, then applies ``inner``."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+        return self.inner(z) if self.inner is not None else z
+
+
+def _grey_as_rgb(model: TorchClassifier) -> TorchClassifier:
+    """``model`` taking a grey (N, 1, H, W) image, repeated to RGB inside its preprocessing.
+
+    The attack then works on the grey image: its perturbation is one value per
+    pixel, the same in all three channels the network sees.
+    """
+    lo, hi = model.bounds
+    if lo.ndim >= 1 and lo.shape[0] == 3:
+        lo = lo.amax(dim=0, keepdim=True)
+    if hi.ndim >= 1 and hi.shape[0] == 3:
+        hi = hi.amin(dim=0, keepdim=True)
+    shape = model.input_shape
+    return TorchClassifier(
+        model.module, bounds=(lo, hi), preprocessing=_GreyAsRGB(model.preprocessing),
+        levels=model.levels, batch_size=model.batch_size, device=model.device,
+        class_names=model.class_names,
+        input_shape=(1, *shape[1:]) if shape is not None and len(shape) == 3 else None,
+    )

@@ -21,7 +21,7 @@ from hoodwink.studies._record import Rendered, from_b64
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["report", "triptych"]
+__all__ = ["amplification", "report", "triptych", "triptych_captions"]
 
 
 class _Pred(Protocol):
@@ -57,8 +57,11 @@ def report(rec: Mapping[str, Any]) -> Rendered:
               for p in rec["before"]]
     after = [Prediction(int(p["index"]), str(p["name"]), float(p["probability"]))
              for p in rec["after"]]
+    target = (str(rec["target_name"] or rec["target"]) if rec["target"] is not None
+              else None)
     fig = triptych(decode_png(orig_png, mode), decode_png(adv_png, mode), before, after,
-                   str(rec["model"]), float(rec["eps"]), int(rec["max_change_255"]))
+                   str(rec["model"]), float(rec["eps"]), int(rec["max_change_255"]),
+                   target=target)
 
     body = {k: v for k, v in rec.items() if k not in ("environment", "schema", "title")}
     w, h = rec["size"]
@@ -80,16 +83,52 @@ def report(rec: Mapping[str, Any]) -> Rendered:
         [[i + 1, b["name"], b["probability"], a["name"], a["probability"]]
          for i, (b, a) in enumerate(zip(rec["before"], rec["after"], strict=True))],
     )
-    rep.figure(rec["figure"], "Original, amplified perturbation and the adversarial image "
-                              "re-read from the PNG, with the top classes of each.")
+    rep.figure(rec["figure"], "Original, perturbation (amplified ×"
+                              f"{0.5 / float(rec['eps']):.0f}: ±eps spans black to white) and "
+                              "the adversarial image re-read from the PNG, with the top class "
+                              "of each.")
     rep.table(["phase", "seconds"], [[k.replace("_", " "), v]
                                      for k, v in rec["timings_s"].items()])
     figures = {imgs["adversarial"]["file"]: adv_png, rec["figure"]: fig}
     return Rendered(rep, figures)
 
 
-def _label(preds: Sequence[_Pred]) -> str:
-    return "\n".join(f"{p.name[:24]}: {p.probability:.3f}" for p in preds)
+def amplification(eps: float) -> float:
+    """How much the triptych amplifies the perturbation: always ``0.5 / eps``.
+
+    The middle panel shows ``0.5 + delta · 0.5 / eps``, so -eps is black, +eps
+    white and no change mid-grey, whatever the perturbation reached: panels of
+    different runs at one budget compare directly.
+    """
+    return 0.5 / eps
+
+
+def triptych_captions(
+    before: Sequence[_Pred] | None,
+    after: Sequence[_Pred] | None,
+    eps: float,
+    max_change_255: int,
+    *,
+    target: str | None,
+) -> list[str]:
+    """The three captions of :func:`triptych`: original, perturbation, adversarial."""
+    eps_text = f"{eps * 255:.4g}/255"
+
+    def top(preds: Sequence[_Pred] | None) -> str:
+        if not preds:
+            return "top-1: -"
+        # The first of an ImageNet class's synonyms keeps the caption narrow.
+        return f"top-1: {preds[0].name.split(',')[0][:24]} {preds[0].probability:.2f}"
+
+    goal = f"target: {target.split(',')[0][:24]}" if target is not None \
+        else "untargeted: any other class"
+    # ASCII "x" and "+/-": Pillow's default font has no multiplication sign.
+    return [
+        f"original\n{top(before)}",
+        f"perturbation x{amplification(eps):.0f} amplified\n"
+        f"+/-{eps_text} = black..white\n(max change {max_change_255}/255)",
+        f"adversarial, re-read from PNG\n{goal}\n{top(after)}",
+    ]
 
 
 def triptych(
@@ -100,8 +139,16 @@ def triptych(
     model_name: str,
     eps: float,
     max_change_255: int,
+    *,
+    target: str | None = None,
 ) -> bytes:
     """Original | amplified perturbation | adversarial, with captions, as PNG bytes.
+
+    The title names the model, the mode (targeted at ``target``, or
+    untargeted) and the budget; the captions the top-1 class of the original,
+    the fixed amplification of the perturbation (:func:`amplification`) and
+    the target and top-1 of the adversarial image. The sheet is sized to its
+    text: no blank band.
 
     Composed with Pillow, which the image I/O loads anyway: importing and
     running matplotlib for three pictures and some text took longer than the
@@ -113,14 +160,11 @@ def triptych(
 
     from hoodwink.imaging import _to_uint8
 
-    delta = x_adv - x
-    amp = delta.abs().max().clamp_min(1e-12)
-    panels = [x, 0.5 + delta / (2 * amp), x_adv]
-    captions = [
-        f"original\n{_label(before)}",
-        f"perturbation x{0.5 / float(amp):.0f}\n(max {max_change_255}/255 per pixel)",
-        f"adversarial (re-read from PNG)\n{_label(after)}",
-    ]
+    delta = (x_adv - x).detach().cpu()
+    panels = [x, (0.5 + delta * amplification(eps)).clamp(0, 1), x_adv]
+    captions = triptych_captions(before, after, eps, max_change_255, target=target)
+    mode = f"targeted at {target.split(',')[0]}" if target is not None else "untargeted"
+    title = f"{model_name}: {mode}, Linf eps = {eps * 255:.4g}/255"
     h, w = int(x.shape[-2]), int(x.shape[-1])
     # Small images (MNIST) are enlarged so that the captions stay legible.
     scale = max(1, -(-200 // max(h, w)))
@@ -130,22 +174,33 @@ def triptych(
         font: Any = ImageFont.load_default(size=font_px)
     except TypeError:  # Pillow < 10.1: a fixed bitmap font
         font = ImageFont.load_default()
-    pad, line = 10, font_px + 4
-    title_h = line + pad
-    caption_h = 4 * line + pad
-    sheet = Image.new("RGB", (3 * pw + 4 * pad, title_h + ph + caption_h + pad), "white")
+    pad, spacing = 10, 4
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def size(text: str) -> tuple[int, int]:
+        left, top, right, bottom = measure.multiline_textbbox((0, 0), text, font=font,
+                                                              spacing=spacing)
+        return int(right), int(bottom)
+
+    cap_sizes = [size(c) for c in captions]
+    col_w = max(pw, *(cw for cw, _ in cap_sizes))
+    title_w, title_h = size(title)
+    caption_h = max(ch for _, ch in cap_sizes)
+    width = max(3 * col_w + 4 * pad, title_w + 2 * pad)
+    top = pad + title_h + pad
+    height = top + ph + pad // 2 + caption_h + pad
+    sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
-    draw.text((pad, pad // 2), f"{model_name}: eps = {eps * 255:g}/255", fill="black",
-              font=font)
+    draw.text((pad, pad), title, fill="black", font=font)
     for i, (img, caption) in enumerate(zip(panels, captions, strict=True)):
         arr = _to_uint8(img.detach().cpu().clamp(0, 1))
         tile = Image.fromarray(arr).convert("RGB")
         if scale > 1:
             tile = tile.resize((pw, ph), Image.Resampling.NEAREST)
-        left = pad + i * (pw + pad)
-        sheet.paste(tile, (left, title_h))
-        draw.multiline_text((left, title_h + ph + pad // 2), caption, fill="black", font=font,
-                            spacing=4)
+        left = pad + i * (col_w + pad)
+        sheet.paste(tile, (left, top))
+        draw.multiline_text((left, top + ph + pad // 2), caption, fill="black", font=font,
+                            spacing=spacing)
     buf = io.BytesIO()
     sheet.save(buf, format="PNG")
     return buf.getvalue()

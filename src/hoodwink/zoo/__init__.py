@@ -16,7 +16,7 @@ import torch
 from hoodwink.errors import ConfigError
 from hoodwink.models.torch import TorchClassifier
 
-__all__ = ["available", "load"]
+__all__ = ["available", "canonical_name", "load"]
 
 DIGITS = tuple(str(i) for i in range(10))
 #: Chunk size of the linear MNIST model: a batch of 1,000 is 3 MiB of pixels and its
@@ -83,9 +83,32 @@ def load(name: str, *, device: str | torch.device | None = None) -> TorchClassif
     TorchClassifier
         With bounds (0, 1), ``levels=256`` and class names.
     """
-    key = name.strip().lower() if isinstance(name, str) else name
-    if key not in _REGISTRY:
-        raise ConfigError(
-            f"Unknown model {name!r}. Available: {', '.join(_REGISTRY)}."
-        )
-    return _REGISTRY[key][0](device)
+    return _REGISTRY[canonical_name(name)][0](device)
+
+
+def canonical_name(name: str) -> str:
+    """The zoo's own spelling of a model name: the one name policy of hoodwink.
+
+    Names are case-insensitive and surrounding whitespace is ignored, in
+    :func:`load`, :func:`hoodwink.models.load_model` and every command of the
+    CLI: ``" MNIST-CNN"`` is ``"mnist-cnn"``.
+
+    Raises
+    ------
+    ConfigError
+        ``name`` is not a string or not a zoo model (the message suggests close
+        names).
+
+    Examples
+    --------
+    >>> canonical_name(" MNIST-CNN ")
+    'mnist-cnn'
+    """
+    key = name.strip().lower() if isinstance(name, str) else None
+    if key is not None and key in _REGISTRY:
+        return key
+    import difflib
+
+    close = difflib.get_close_matches(key, list(_REGISTRY), n=2) if key else []
+    hint = f" Did you mean {' or '.join(close)}?" if close else ""
+    raise ConfigError(f"Unknown model {name!r}.{hint} Available: {', '.join(_REGISTRY)}.")

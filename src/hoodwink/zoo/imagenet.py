@@ -3,9 +3,9 @@
 :class:`ImagenetPreprocess` turns raw RGB images in [0, 1] of any size into
 the input the EfficientNet-Lite weights expect (resize, centre crop,
 normalise), entirely in torch, so an attack can work on the full-size photo
-and gradients reach its pixels. :func:`class_names` and
-:func:`resolve_class` map between the 1000 ImageNet-1k class indices and
-their names.
+and gradients reach its pixels. :func:`class_names`,
+:func:`class_synonyms` and :func:`resolve_class` map between the 1000
+ImageNet-1k class indices and their names (with every WordNet synonym).
 
 Examples
 --------
@@ -27,9 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hoodwink._validation import parse_index
 from hoodwink.errors import ConfigError, ShapeError
 
-__all__ = ["ImagenetPreprocess", "class_names", "resolve_class"]
+__all__ = ["ImagenetPreprocess", "class_names", "class_synonyms", "resolve_class"]
 
 NUM_CLASSES = 1000
 # The "inception" normalisation the TensorFlow Lite EfficientNet weights use.
@@ -200,6 +201,32 @@ def class_names() -> tuple[str, ...]:
     return names
 
 
+@functools.lru_cache(maxsize=1)
+def class_synonyms() -> tuple[tuple[str, ...], ...]:
+    """Every WordNet lemma of each of the 1000 ImageNet-1k classes, in index order.
+
+    Returns
+    -------
+    tuple of tuple of str
+        ``class_synonyms()[i]`` lists the lemmas of class ``i``'s WordNet synset
+        (``class_synonyms()[437]`` is ``('beacon', 'lighthouse', 'beacon light',
+        'pharos')``); :func:`resolve_class` accepts each of them.
+    """
+    text = (
+        resources.files(__package__ or "hoodwink.zoo")
+        .joinpath("data")
+        .joinpath("imagenet_synonyms.tsv")
+        .read_text(encoding="utf-8")
+    )
+    rows = [line.split("\t", 1) for line in text.splitlines() if line.strip()]
+    lemmas = tuple(
+        tuple(lemma.strip() for lemma in row[-1].split(",") if lemma.strip()) for row in rows
+    )
+    if len(lemmas) != NUM_CLASSES:  # pragma: no cover - packaging error
+        raise RuntimeError(f"imagenet_synonyms.tsv has {len(lemmas)} rows, expected 1000.")
+    return lemmas
+
+
 def _normalise(name: str) -> str:
     return " ".join(re.sub(r"[\s_\-]+", " ", name).lower().split())
 
@@ -209,15 +236,30 @@ def _describe(indices: Sequence[int]) -> str:
     return ", ".join(f"{i} {names[i]!r}" for i in indices)
 
 
+def _match(text: str, labels: Sequence[Sequence[str]]) -> list[int]:
+    """Classes with a label equal to ``text``: exact spelling, then any case, then with
+    spaces, underscores and hyphens interchangeable (the first rule that matches)."""
+    lowered, key = text.lower(), _normalise(text)
+    rules = (lambda n: n == text, lambda n: n.lower() == lowered, lambda n: _normalise(n) == key)
+    for same in rules:
+        found = [i for i, ls in enumerate(labels) if any(same(n) for n in ls)]
+        if found:
+            return found
+    return []
+
+
 def resolve_class(name_or_index: str | int) -> int:
     """Turn an ImageNet class index or name into its index.
 
     Parameters
     ----------
     name_or_index : int or str
-        An index in 0..999 (an int or a string of digits such as ``"368"``),
-        or a class name, case-insensitive (``"Giant Panda"``). Spaces,
-        underscores and hyphens are interchangeable (``"giant_panda"``).
+        An index in 0..999 (an int or a string of ASCII digits such as
+        ``"368"``), or a name: the class's own name (:func:`class_names`) or
+        any WordNet lemma of its synset (:func:`class_synonyms`: "lighthouse"
+        for ``beacon``, "taxi" for ``cab``). Case-insensitive (``"Giant
+        Panda"``); spaces, underscores and hyphens are interchangeable
+        (``"giant_panda"``, ``"hot-dog"``).
 
     Returns
     -------
@@ -231,36 +273,41 @@ def resolve_class(name_or_index: str | int) -> int:
         suggests close names), or the name belongs to more than one class
         (the message lists them; pass the index instead).
 
+    Notes
+    -----
+    Class names are tried before synonyms, and within each the most specific
+    rule wins (exact spelling, then any case, then spaces, underscores and
+    hyphens interchangeable). So "crane" is the machine (517, whose name it
+    is) rather than the bird (134, "crane bird", whose synonym it is), and
+    "Cardigan" (264, the corgi) differs from "cardigan" (474, the sweater). A
+    synonym shared by several classes ("panda") is refused with the
+    candidates listed.
+
     Examples
     --------
     >>> resolve_class("Giant Panda"), resolve_class("368"), resolve_class(1)
     (388, 368, 1)
+    >>> resolve_class("lighthouse"), resolve_class("hot dog"), resolve_class("taxi")
+    (437, 934, 468)
     """
     if isinstance(name_or_index, bool) or not isinstance(name_or_index, (int, str)):
         raise ConfigError(
             "An ImageNet class must be an int index in 0..999 or a class name. "
             f"Got {name_or_index!r} of type {type(name_or_index).__name__}."
         )
-    text = name_or_index.strip() if isinstance(name_or_index, str) else None
-    if text is None or text.isdigit():
-        index = int(name_or_index if text is None else text)
+    index = name_or_index if isinstance(name_or_index, int) else parse_index(name_or_index)
+    if index is not None:
         if not 0 <= index < NUM_CLASSES:
+            shown = repr(name_or_index)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
             raise ConfigError(
-                f"An ImageNet class index must be in 0..{NUM_CLASSES - 1}. Got {name_or_index!r}."
+                f"An ImageNet class index must be in 0..{NUM_CLASSES - 1}. Got {shown}."
             )
         return index
 
+    text = str(name_or_index).strip()
     names = class_names()
-    # Most specific rule first: exact spelling, then any case, then with spaces,
-    # underscores and hyphens interchangeable. Exact spelling separates
-    # "Cardigan" (264, the corgi) from "cardigan" (474, the sweater).
-    matches = [i for i, n in enumerate(names) if n == text]
-    if not matches:
-        lowered = text.lower()
-        matches = [i for i, n in enumerate(names) if n.lower() == lowered]
-    if not matches:
-        key = _normalise(text)
-        matches = [i for i, n in enumerate(names) if _normalise(n) == key]
+    matches = _match(text, [(n,) for n in names]) or _match(text, class_synonyms())
     if len(matches) == 1:
         return matches[0]
     if matches:
@@ -270,17 +317,26 @@ def resolve_class(name_or_index: str | int) -> int:
         )
 
     key = _normalise(text)
-    normalised = [_normalise(n) for n in names]
-    suggestions: list[int] = []
+    labels = [(i, _normalise(n)) for i, n in enumerate(names)]
+    labels += [(i, _normalise(n)) for i, ls in enumerate(class_synonyms()) for n in ls]
+    suggestions: list[tuple[int, str]] = []
     if key:
         # Names containing the text as a word ("panda" -> "giant panda").
         pattern = re.compile(rf"\b{re.escape(key)}\b")
-        suggestions.extend(i for i, n in enumerate(normalised) if pattern.search(n))
-    for close in difflib.get_close_matches(key, normalised, n=5, cutoff=0.6):
-        suggestions.extend(i for i, n in enumerate(normalised) if n == close)
-    unique = list(dict.fromkeys(suggestions))[:8]
-    hint = f" Did you mean {_describe(unique)}?" if unique else ""
+        suggestions.extend((i, n) for i, n in labels if pattern.search(n))
+    for close in difflib.get_close_matches(key, [n for _, n in labels], n=5, cutoff=0.6):
+        suggestions.extend((i, n) for i, n in labels if n == close)
+    first: dict[int, str] = {}
+    for i, n in suggestions:  # one entry per class, with the label that matched first
+        first.setdefault(i, n)
+    shown_hints = [
+        f"{i} {names[i]!r}" + ("" if n == _normalise(names[i]) else f" ({n})")
+        for i, n in list(first.items())[:8]
+    ]
+    hint = f" Did you mean {', '.join(shown_hints)}?" if shown_hints else ""
+    shown = repr(name_or_index)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
     raise ConfigError(
-        f"Unknown ImageNet class name {name_or_index!r}.{hint} "
-        "Names are listed by hoodwink.zoo.imagenet.class_names()."
+        f"Unknown ImageNet class name {shown}.{hint} Names are listed by "
+        "hoodwink.zoo.imagenet.class_names(), synonyms by class_synonyms()."
     )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hoodwink.errors import MissingDependencyError
+from hoodwink.stats import SMALL_N, rate_text, wilson
 from hoodwink.studies.transfer.records import DEFINITIONS, TransferStudy, _pct, format_eps
 
 if TYPE_CHECKING:
@@ -59,17 +60,29 @@ def render_heatmap(study: TransferStudy) -> bytes:
                     colour = "black" if v == v and v > 0.6 else "white"
                     if v != v:
                         colour = "black"
-                    ax.text(cc, r, f"{_pct(cell.rate)}\nn={cell.n_eligible}", ha="center",
-                            va="center", fontsize=7, color=colour)
+                    ax.text(cc, r, _heat_text(cell.n_fooled, cell.n_eligible, cell.rate),
+                            ha="center", va="center", fontsize=7, color=colour)
             ax.set_xticks(range(n_cols), cols, fontsize=7)
             ax.set_yticks(range(n_rows), list(study.rows), fontsize=8)
             ax.set_title(f"{mode}, eps = {format_eps(e)}", fontsize=9)
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.8, label="rate")
-    fig.suptitle(f"Transfer from {study.source} (n = {study.n})", fontsize=10)
+    fig.suptitle(f"Transfer from {study.source} (n = {study.n}); cells: rate, fooled/eligible, "
+                 f"and the Wilson 95% interval when eligible < {SMALL_N}", fontsize=10)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     return buf.getvalue()
+
+
+def _heat_text(k: int, n: int, rate: float | None) -> str:
+    """A heat-map cell: the rate, its count, and its 95% interval when n is small."""
+    if n == 0:
+        return "–\nn=0"
+    text = f"{_pct(rate)}\n{k}/{n}"
+    if n < SMALL_N:
+        lo, hi = wilson(k, n)
+        text += f"\n[{lo:.0%}, {hi:.0%}]"
+    return text
 
 
 def transfer_report(study: TransferStudy, *, figure: str | None = "transfer.png") -> Report:
@@ -94,6 +107,11 @@ def transfer_report(study: TransferStudy, *, figure: str | None = "transfer.png"
     rep.heading("Definitions")
     for key in ("label", "untargeted", "targeted", "white-box", "noise", "unconditional"):
         rep.text(DEFINITIONS[key])
+    rep.text(
+        f"Every rate shows its count (fooled / eligible); a rate over fewer than {SMALL_N} "
+        "samples also shows its Wilson 95% interval. Where two intervals overlap, the data "
+        "do not tell those two rates apart."
+    )
     rep.heading("Clean predictions")
     metric = "accuracy" if study.labelled else "agreement_with_source"
     rep.table(["model", metric.replace("_", " "), "correct"],
@@ -109,7 +127,7 @@ def transfer_report(study: TransferStudy, *, figure: str | None = "transfer.png"
                 row: list[Any] = [r]
                 for m in study.models:
                     cell = study.cell(mode, e, r, m)
-                    row.append(f"{_pct(cell.rate)} ({cell.n_fooled}/{cell.n_eligible})")
+                    row.append(rate_text(cell.n_fooled, cell.n_eligible))
                 rows.append(row)
             rep.table(["attack", *[f"{m} (white-box)" if m == study.source else m
                                    for m in study.models]], rows)
