@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         def run(case: Any) -> None:
             out = judge(case)
             counts[out.kind] += 1
-            area_counts[out.kind] += 1
+            by_area[out.area if out.area in by_area else name][out.kind] += 1
             if out.kind not in ("ok", "documented"):
                 c = classes.setdefault((out.kind, f"{out.area}: {out.key}"),
                                        {"count": 0, "examples": []})

@@ -54,6 +54,7 @@ import torch
 from hoodwink import zoo
 from hoodwink.attacks.pgd import PGD
 from hoodwink.attacks.result import AttackResult, environment
+from hoodwink.stats import rate_text
 from hoodwink.studies import fool as fooling  # the module whose PGD is patched
 from hoodwink.studies.fool import fool_tensor
 from hoodwink.studies.transfer import natural_photos
@@ -181,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             "runs": len(rs),
             "success_rate": len(ok) / len(rs),
             "success_rate_conf_0.9": len(conf) / len(rs),
+            "successes": len(ok),
+            "successes_conf_0.9": len(conf),
             "steps_median_successful": statistics.median(r["steps"] for r in ok) if ok else None,
             "steps_max_successful": max(r["steps"] for r in ok) if ok else None,
             "p_target_median": statistics.median(ps),
@@ -193,14 +196,15 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for cfg in sorted(set(recorder.configs)):
         print(f"config: {cfg}")
-    print(f"{'eps':>7} {'runs':>5} {'success':>8} {'p>=0.9':>7} {'steps med/max':>14} "
+    # Rates over fewer than 100 runs carry their count and Wilson 95% interval.
+    print(f"{'eps':>7} {'success':>27} {'p>=0.9':>27} {'steps med/max':>14} "
           f"{'p med':>6} {'p min':>6} {'s/run':>6}")
     for s in summary:
         steps = (f"{s['steps_median_successful']:g}/{s['steps_max_successful']}"
                  if s["steps_median_successful"] is not None else "-")
-        print(f"{s['eps_255']:>5g}/255 {s['runs']:>5} {s['success_rate']:>8.1%} "
-              f"{s['success_rate_conf_0.9']:>7.1%} {steps:>14} {s['p_target_median']:>6.3f} "
-              f"{s['p_target_min']:>6.3f} {s['time_s_mean']:>6.1f}")
+        print(f"{s['eps_255']:>5g}/255 {rate_text(s['successes'], s['runs']):>27} "
+              f"{rate_text(s['successes_conf_0.9'], s['runs']):>27} {steps:>14} "
+              f"{s['p_target_median']:>6.3f} {s['p_target_min']:>6.3f} {s['time_s_mean']:>6.1f}")
     for run in e2e or []:
         print(f"end to end: {run['command']}: {run['wall_s']} s (median {run['wall_s_median']} s)"
               f", exit codes {run['exit_codes']}")

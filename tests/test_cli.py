@@ -69,6 +69,11 @@ def test_attack_targeted_table(tmp_path: Path) -> None:
         (("attack", "--data", "nope.npz"), "No data at nope.npz"),
         (("attack", "--out", "r.json"), "--out is a folder"),
         (("attack", "--model", "nomodule_xyz:make"), "Cannot import 'nomodule_xyz'"),
+        (("attack", "--eps", "8", "--n", "5"), "did you mean 8/255?"),
+        (("attack", "--eps", "1/255,8", "--n", "5"), "eps 8 is larger than the whole input"),
+        (("attack", "--target", "²", "--n", "5"), "Unknown class '²'"),
+        (("--threads", "2147483648", "attack"), "Invalid value for '--threads'"),
+        (("attack", "--epz", "8"), "No such option: --epz (did you mean --eps?)"),
     ],
 )
 def test_library_errors_exit_2_one_line(args: tuple[str, ...], message: str,
@@ -90,9 +95,12 @@ def test_debug_shows_traceback() -> None:
 
 
 def test_usage_error_exit_2() -> None:
-    """An unknown option is a usage error: exit 2."""
+    """An unknown option is a usage error: exit 2, one line (the README's promise)."""
     r = run("attack", "--no-such-flag")
     assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "error: No such option: --no-such-flag. Try 'python -m hoodwink attack --help'."
+    ]
 
 
 def test_fool_mnist_digit(tmp_path: Path) -> None:

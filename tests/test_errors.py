@@ -287,3 +287,44 @@ def test_error_tree_is_exported() -> None:
         if isinstance(v, type) and issubclass(v, Exception | Warning)
     }
     assert defined == set(errors.__all__)
+
+
+# ---------------------------------------------------------------------------- adapter hardening
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"num_classes": "3"}, r"'num_classes' parameter of TorchClassifier must be an int in "
+                               r"\[2, inf\) or None\. Got '3'"),
+        ({"class_names": ("a", "b", "a")}, r"'class_names' parameter.*Not unique: 'a'"),
+        ({"class_names": "abc"}, r"'class_names' parameter.*sequence of str"),
+        ({"input_shape": (0, D)}, r"'input_shape' parameter.*positive ints"),
+        ({"levels": 10**30}, r"'levels' parameter of TorchClassifier must be an int >= 2"),
+        ({"preprocessing": "normalize"}, r"'preprocessing' parameter.*callable"),
+        ({"device": "gpu"}, r"'device' parameter of TorchClassifier"),
+        ({"device": "meta"}, r"'device' parameter.*meta device holds"),
+        ({"bounds": ("0", "1")}, r"lower bound of TorchClassifier must be a float"),
+    ],
+    ids=["num-classes-str", "class-names-dup", "class-names-str", "input-shape-zero",
+         "levels-huge", "preprocessing-str", "device-gpu", "device-meta", "bounds-str"],
+)
+def test_torch_classifier_config_errors_hardened(kwargs: dict[str, Any], pattern: str) -> None:
+    """More TorchClassifier parameters refused at construction, each named with its constraint."""
+    with pytest.raises(ConfigError, match=pattern):
+        TorchClassifier(linear_net(), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("make_net", "error", "pattern"),
+    [
+        (lambda: Returns(lambda z: z.argmax(1, keepdim=True).expand(-1, C)), ModelOutputError,
+         r"dtype torch\.int64.*float scores"),
+        (lambda: Returns(lambda z: z.detach()), CapabilityError, r"no gradient.*input x"),
+    ],
+    ids=["integer-logits", "no-gradient-path"],
+)
+def test_bad_module_in_attack(make_net: Callable[[], nn.Module], error: type[Exception],
+                              pattern: str) -> None:
+    """A module returning labels, or logits without a gradient path: documented errors."""
+    x, y = inputs()
+    with pytest.raises(error, match=pattern):
+        PGD(steps=2)(TorchClassifier(make_net()), x, y, eps=0.1)

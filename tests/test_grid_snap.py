@@ -185,3 +185,20 @@ def test_pgd_reuses_iterates_without_touching_inputs(monkeypatch: pytest.MonkeyP
         assert torch.equal(fast.x_adv, ref.x_adv)
         assert torch.equal(x, x0)
         assert fast.x_adv is not x
+
+
+def test_clip_to_bounds_with_scalar_bounds_is_clamp() -> None:
+    """0-d bounds are passed to clamp as numbers (faster); dtype and values as with tensors."""
+    from hoodwink.attacks._norms import clip_to_bounds
+
+    g = torch.Generator().manual_seed(0)
+    dtypes = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+    for xd in dtypes:
+        for bd in dtypes:
+            for lo, hi in ((0.0, 1.0), (-0.1, 0.7), (1 / 3, 2 / 3)):
+                x = (torch.rand(500, generator=g, dtype=torch.float64) * 2 - 0.5).to(xd)
+                x[:3] = torch.tensor([float("nan"), lo, hi])
+                lt, ht = torch.tensor(lo, dtype=bd), torch.tensor(hi, dtype=bd)
+                got, want = clip_to_bounds(x, lt, ht), torch.clamp(x, lt, ht)
+                assert got.dtype == want.dtype
+                assert torch.equal(got.nan_to_num(7.0), want.nan_to_num(7.0))

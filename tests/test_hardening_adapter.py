@@ -126,7 +126,7 @@ def test_num_classes_numpy_int_accepted() -> None:
 
 
 def test_num_classes_mismatch_names_source() -> None:
-    """A width that differs from num_classes names both numbers and where the expectation came from."""
+    """An output width other than num_classes names both numbers and where each came from."""
     model = TorchClassifier(linear_net(), num_classes=4)
     x, _ = inputs()
     with pytest.raises(ModelOutputError, match=r"returned 3 class scores.*num_classes=4"):
@@ -148,7 +148,8 @@ def test_num_classes_mismatch_names_source() -> None:
 )
 def test_class_names_checked(names: Any, pattern: str) -> None:
     """class_names is a sequence of at least 2 distinct strings."""
-    with pytest.raises(ConfigError, match=r"'class_names' parameter of TorchClassifier.*" + pattern):
+    prefix = r"'class_names' parameter of TorchClassifier.*"
+    with pytest.raises(ConfigError, match=prefix + pattern):
         TorchClassifier(linear_net(), class_names=names)
 
 
@@ -636,3 +637,42 @@ def test_load_model_state_dict_with_odd_keys(net_file: Path, tmp_path: Path) -> 
     torch.save(good, p)
     with pytest.raises(ConfigError, match=r"fc\.bias"):
         load_model(str(p), arch=f"{net_file}:Net", trust_pickle=True)
+
+
+# ---------------------------------------------------------------------------- Capabilities
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [({"differentiable": "yes", "output": "logits"}, "differentiable"),
+     ({"differentiable": 1, "output": "logits"}, "differentiable"),
+     ({"differentiable": True, "output": "logit"}, "output"),
+     ({"differentiable": True, "output": np.array(["logits"])}, "output")],
+    ids=["str-flag", "int-flag", "misspelt-kind", "array-kind"],
+)
+def test_capabilities_checked(kwargs: dict[str, Any], name: str) -> None:
+    """Capabilities flags are a bool and one of the output kinds: attacks branch on them."""
+    from hoodwink.models import Capabilities
+
+    with pytest.raises(ConfigError, match=rf"'{name}' parameter of Capabilities"):
+        Capabilities(**kwargs)
+    assert Capabilities(differentiable=np.True_, output="labels").differentiable is True
+
+
+# ---------------------------------------------------------------------------- inference mode
+def test_inference_tensors() -> None:
+    """Inference tensors work for logits (no version counter needed) and get a clear error
+    where gradients are needed, inside or outside inference mode."""
+    model = TorchClassifier(WritesInput().eval())
+    with torch.inference_mode():
+        x = torch.rand(N, D)
+        before = x.clone()
+        for _ in range(2):
+            assert model.logits(x).shape == (N, C)
+        assert torch.equal(x, before)
+        with pytest.raises(InputError, match=r"inference_mode"):
+            model.loss_gradient(x, torch.zeros(N, dtype=torch.long))
+    assert model.logits(x).shape == (N, C)
+    assert torch.equal(x, before)
+    with pytest.raises(InputError, match=r"inference_mode"):
+        model.loss_gradient(x, torch.zeros(N, dtype=torch.long))
+    with pytest.raises(InputError, match=r"inference_mode"):
+        FGSM()(model, x, torch.zeros(N, dtype=torch.long), eps=0.1)

@@ -389,3 +389,22 @@ def test_fool_image_speaks_in_library_terms(tmp_path: Path) -> None:
                    eps=1 / 255, steps=2, target=(int(y[0]) + 1) % 10, mode="L")
     msg = str(info.value)
     assert "--" not in msg and "eps=" in msg
+
+
+def test_dataset_with_nan_inputs_refused(tmp_path: Path) -> None:
+    from hoodwink.data import load_dataset
+
+    np.savez(tmp_path / "d.npz", x=np.array([[np.nan, 0.5]], dtype=np.float32), y=[0])
+    with pytest.raises(InputError, match="NaN or infinite"):
+        load_dataset(tmp_path / "d.npz")
+
+
+@pytest.mark.parametrize("size", [(0, 3), "4x4", (2**40, 2), (2.5, 3)])
+def test_folder_size_is_validated(tmp_path: Path, size: object) -> None:
+    from hoodwink.data.readers import load_image_folder
+
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        Image.fromarray(_grey()).save(tmp_path / c / "i.png")
+    with pytest.raises(ConfigError, match="'size'"):
+        load_image_folder(tmp_path, size=size)  # type: ignore[arg-type]

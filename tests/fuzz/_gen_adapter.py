@@ -101,7 +101,8 @@ def normalize_constructions(draw: Any) -> Case:
             return ["NaN: Normalize gave non-finite values"]
         return []
 
-    return Case("normalize", call, check, repro=f"Normalize({mean!r}, {std!r}, {dim!r})(rand(3, 2, 2))")
+    return Case("normalize", call, check,
+                repro=f"Normalize({mean!r}, {std!r}, {dim!r})(rand(3, 2, 2))")
 
 
 # ---------------------------------------------------------------------- load_model
@@ -132,9 +133,11 @@ def model_loads(draw: Any) -> Case:
                                 "efficientnet-lite9", "mnist-cnn:factory"]))
     text = draw(st.text(st.characters(whitelist_categories=("L", "N"), whitelist_characters="._-"),
                         max_size=12))
-    module_spec = draw(st.sampled_from(["math:pi", "os.path:sep", "json:dumps", "collections:Counter",
-                                        "not_a_pkg_xyz:f", "hoodwink:zoo", ":", "a:b:c"]))
-    weights = draw(st.sampled_from(["valid", "random_bytes", "empty", "wrong_keys", "pt", "pt_bytes"]))
+    module_spec = draw(st.sampled_from(["math:pi", "os.path:sep", "json:dumps",
+                                        "collections:Counter", "not_a_pkg_xyz:f", "hoodwink:zoo",
+                                        ":", "a:b:c"]))
+    weights = draw(st.sampled_from(["valid", "random_bytes", "empty", "wrong_keys", "pt",
+                                    "pt_bytes"]))
     trust = draw(st.booleans())
     kw: dict[str, Any] = {}
     for k, valid in (("bounds", st.sampled_from([(0, 1), (-1, 1)])),

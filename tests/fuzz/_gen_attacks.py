@@ -72,7 +72,8 @@ def check_attack_result(r: Any, *, clf: Any, x: Any, eps: Any, norm: str, target
         return p + ["NaN: x_adv holds NaN or inf"]
     lo, hi = (b.double().cpu() for b in clf.bounds)
     if bool(((a64 < lo) | (a64 > hi)).any()):
-        p.append(f"bounds: x_adv leaves the bounds by {float(max((lo - a64).max(), (a64 - hi).max())):.3g}")
+        by = float(max((lo - a64).max(), (a64 - hi).max()))
+        p.append(f"bounds: x_adv leaves the bounds by {by:.3g}")
     e = float(eps) if is_real(eps) else float(r.eps or 0)
     dist = _lp(a64 - x64, norm)
     tol = 1e-5 * max(1.0, e) + 1e-6

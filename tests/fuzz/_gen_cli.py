@@ -49,7 +49,8 @@ COMMANDS: dict[tuple[str, ...], tuple[list[str], dict[str, list[str]]]] = {
         "--smoothness": ["0", "0.5"], "--blur": ["0", "0.5"], "--blur-every": ["1", "4"],
         "--seed": ["0"], "--out": _OUTS, "--json": []}),
     ("transfer",): (["--source", "mnist-linear", "--to", "mnist-cnn", "--n", "2", "--steps", "1"], {
-        "--source": ["mnist-cnn", "mnist-linear", "nope"], "--to": ["mnist-cnn", "mnist-linear,mnist-cnn", ""],
+        "--source": ["mnist-cnn", "mnist-linear", "nope"],
+        "--to": ["mnist-cnn", "mnist-linear,mnist-cnn", ""],
         "--eps": ["0.1", "0.1,0.2", "2/255"], "--n": ["1", "3"], "--attacks": ["fgsm", "pgd", "cw"],
         "--targeted": [], "--untargeted": [], "--target": ["random", "3", "10"],
         "--steps": ["1", "2"], "--seed": ["0"], "--out": _OUTS, "--json": []}),
@@ -69,7 +70,8 @@ COMMANDS: dict[tuple[str, ...], tuple[list[str], dict[str, list[str]]]] = {
         "--pgd-steps": ["1", "2"], "--out": _OUTS, "--json": []}),
     ("linear", "regularization"): (["--data", "synthetic", "--epochs", "1",
                                     "--weight-decays", "0.001,0.1"], {
-        "--data": _LINEAR_DATA, "--weight-decays": ["0.001", "0,1", "-1"], "--kind": ["softmax", "svm"],
+        "--data": _LINEAR_DATA, "--weight-decays": ["0.001", "0,1", "-1"],
+        "--kind": ["softmax", "svm"],
         "--lr": ["0.05"], "--epochs": ["1"], "--batch-size": ["32"], "--eps": ["0.1", "8/255"],
         "--out": _OUTS, "--json": []}),
     ("linear", "dimension"): (["--data", "synthetic", "--epochs", "1", "--sizes", "2,4"], {
@@ -81,7 +83,8 @@ COMMANDS: dict[tuple[str, ...], tuple[list[str], dict[str, list[str]]]] = {
     ("defend", "background"): (["--rounds", "1", "--fooling-per-round", "2", "--epochs", "1",
                                 "--epochs-per-round", "1", "--steps", "2", "--train-size", "40",
                                 "--test-size", "10"], {
-        "--rounds": ["0", "1"], "--fooling-per-round": ["1", "2"], "--retrain": ["finetune", "scratch", "x"],
+        "--rounds": ["0", "1"], "--fooling-per-round": ["1", "2"],
+        "--retrain": ["finetune", "scratch", "x"],
         "--stepsize": ["2/255"], "--confidence": ["0.5", "0.99"], "--smoothness": ["0", "0.5"],
         "--train-size": ["20", "40"], "--test-size": ["5", "10"], "--seed": ["0"],
         "--out": _OUTS, "--json": []}),

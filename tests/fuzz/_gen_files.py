@@ -213,9 +213,9 @@ def result_loads(draw: Any) -> Case:
         repr(back)
         if cls is Curve:
             len(back)
-            back.success_rate
+            _ = back.success_rate
             if back.has_labels:
-                back.robust_accuracy
+                _ = back.robust_accuracy
         else:
             back.summary()
             back.success_rate()
@@ -366,4 +366,5 @@ def png_roundtrips(draw: Any) -> Case:
         return []
 
     return Case("png", call, check, timeout=5, after=[lambda: remove(tmp)],
-                repro=f"{op}_png(<{dtype} {shape} {values}>{', path=' + where if op == 'save' else ''})")
+                repro=f"{op}_png(<{dtype} {shape} {values}>"
+                      f"{', path=' + where if op == 'save' else ''})")

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from ._oracle import judge
 
 
-def fuzz_pair(strategy: st.SearchStrategy[Any], area: str, *, examples: int | None = None) -> tuple[Callable[..., None], Callable[..., None]]:
+def fuzz_pair(
+    strategy: st.SearchStrategy[Any], area: str, *, examples: int | None = None
+) -> tuple[Callable[..., None], Callable[..., None]]:
     """(fast test, long test) asserting the oracle over ``strategy``'s cases.
 
     ``examples`` overrides the fast profile's count (for costly generators).

@@ -9,7 +9,8 @@ from ._gen_cli import cli_calls
 from ._suite import fuzz_pair
 
 test_cli, test_cli_long = fuzz_pair(cli_calls(), "cli", examples=8)
-test_cli_message, test_cli_message_long = fuzz_pair(cli_calls(strict_message=True), "cli_message", examples=4)
+test_cli_message, test_cli_message_long = fuzz_pair(
+    cli_calls(strict_message=True), "cli_message", examples=4)
 
 
 @pytest.mark.parametrize("argv", [["attack", "--eps", "abc", "--model", "mnist-linear"],

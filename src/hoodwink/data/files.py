@@ -339,7 +339,16 @@ def _to_dataset(arrays: dict[str, Any], names: tuple[str, ...] | None, p: Path) 
     if xa.dtype == np.uint8:
         x = torch.from_numpy(xa.astype(np.float32) / np.float32(255.0))
     elif xa.dtype.kind == "f":
-        x = torch.from_numpy(np.ascontiguousarray(xa, dtype=np.float32))
+        with np.errstate(over="ignore"):  # float64 beyond float32 becomes inf: refused below
+            x32 = np.ascontiguousarray(xa, dtype=np.float32)
+        bad = ~np.isfinite(x32)
+        if bad.any():
+            raise InputError(
+                f"x in {p} holds {int(bad.sum())} NaN or infinite value(s) (or values too large "
+                "for float32); every input must be a finite number. Clean or drop those "
+                "samples."
+            )
+        x = torch.from_numpy(x32)
     else:
         raise InputError(
             f"x in {p} has dtype {xa.dtype}; give uint8 pixels (divided by 255 on loading) or "

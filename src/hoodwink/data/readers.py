@@ -47,6 +47,30 @@ def _pil() -> Any:
         ) from exc
 
 
+def _check_size(size: object) -> tuple[int, int] | None:
+    """``size`` as (H, W) of ints >= 1, at most MAX_PIXELS in all; None passes."""
+    from hoodwink.imaging import MAX_PIXELS
+
+    if size is None:
+        return None
+    ok = (isinstance(size, tuple | list) and len(size) == 2
+          and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in size))
+    if not ok or size[0] * size[1] > MAX_PIXELS:  # type: ignore[index]
+        raise ConfigError(
+            f"The 'size' parameter must be (height, width), two ints >= 1 with at most "
+            f"{MAX_PIXELS:,} pixels in all, e.g. (28, 28). Got {size!r}."
+        )
+    return (int(size[0]), int(size[1]))  # type: ignore[index]
+
+
+def _check_channels(channels: object) -> int | None:
+    if channels is None:
+        return None
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels not in (1, 3):
+        raise ConfigError(f"The 'channels' parameter must be 1 or 3. Got {channels!r}.")
+    return channels
+
+
 def resize(x: torch.Tensor, size: tuple[int, int] | None, channels: int | None) -> torch.Tensor:
     """Resize a batch (N, C, H, W) to ``size`` and convert to ``channels`` (1 or 3).
 
@@ -54,8 +78,8 @@ def resize(x: torch.Tensor, size: tuple[int, int] | None, channels: int | None) 
     One channel becomes three by repetition; three become one by ITU-R 601
     luma (0.299 R + 0.587 G + 0.114 B). Values stay in [0, 1].
     """
-    if channels is not None and channels not in (1, 3):
-        raise ConfigError(f"The 'channels' parameter must be 1 or 3. Got {channels!r}.")
+    size = _check_size(size)
+    channels = _check_channels(channels)
     out = x
     if channels is not None and out.shape[1] != channels:
         if channels == 3:
@@ -103,6 +127,8 @@ def load_image_folder(
         Fewer than ``min_classes`` class sub-folders with images, an unreadable image, or
         images of different sizes when ``size`` is not given.
     """
+    size = _check_size(size)
+    channels = _check_channels(channels)
     image_mod = _pil()
     base = Path(root)
     if not base.is_dir():
@@ -185,6 +211,8 @@ def load_npz(
         count, fractional labels, fewer than two classes, or pixel values
         outside 0..255 (uint8) or [0, 1] (floats).
     """
+    size = _check_size(size)
+    channels = _check_channels(channels)
     p = Path(path)
     require_regular_file(p, "data")
     try:

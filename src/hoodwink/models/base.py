@@ -10,9 +10,11 @@ instead of a confusing crash.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, get_args, runtime_checkable
 
 import torch
+
+from hoodwink._validation import check_bool, check_choice
 
 __all__ = ["Capabilities", "Classifier", "DifferentiableClassifier", "OutputKind"]
 
@@ -35,6 +37,14 @@ class Capabilities:
     differentiable: bool
     output: OutputKind
 
+    def __post_init__(self) -> None:
+        # Attacks branch on these flags: a truthy string or a misspelt kind would
+        # silently pick the wrong branch.
+        object.__setattr__(self, "differentiable",
+                           check_bool("Capabilities", "differentiable", self.differentiable))
+        object.__setattr__(self, "output", check_choice("Capabilities", "output", self.output,
+                                                        get_args(OutputKind)))
+
 
 @runtime_checkable
 class Classifier(Protocol):
@@ -51,7 +61,12 @@ class Classifier(Protocol):
 
     @property
     def num_classes(self) -> int:
-        """Number of classes C."""
+        """Number of classes C.
+
+        An adapter that learns it from the model's first output may raise
+        :class:`~hoodwink.errors.ConfigError` before that, naming the fix
+        (e.g. pass ``num_classes=``).
+        """
         ...
 
     @property

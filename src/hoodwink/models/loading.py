@@ -34,7 +34,7 @@ from torch import nn
 from hoodwink._validation import check_bool, reject
 from hoodwink.errors import ConfigError, HoodwinkError, MissingDependencyError
 from hoodwink.models.base import Classifier
-from hoodwink.models.torch import Normalize, TorchClassifier
+from hoodwink.models.torch import _LEVELS, Normalize, TorchClassifier, _statistics, check_device
 
 __all__ = ["PICKLE_SUFFIXES", "load_model"]
 
@@ -121,6 +121,14 @@ def load_model(
     if bounds is not None and not (isinstance(bounds, tuple | list) and len(bounds) == 2):
         reject("load_model", "bounds", bounds, "a pair (lower, upper) of floats, or None",
                hint="E.g. bounds=(0, 1) (on the command line: --bounds 0,1).")
+    # The domain is checked before any user code runs or weights are read.
+    for name, value in (("mean", mean), ("std", std)):
+        if value is not None:
+            _statistics("load_model", name, value, positive=name == "std")
+    if levels is not None and not _LEVELS.accepts(levels):
+        reject("load_model", "levels", levels, "an int >= 2 and <= 2**24, or None",
+               hint="Use 256 for 8-bit images.")
+    check_device("load_model", "device", device)
     domain = {"bounds": bounds, "mean": mean, "std": std, "levels": levels}
     from hoodwink import zoo
 

@@ -653,7 +653,10 @@ class TorchClassifier:
             x = x.to(dtype)  # differentiable, so gradients come back in the caller's dtype
         copy = self._copy_input
         xin = x.clone() if copy is not False else x  # differentiable too
-        version = xin._version
+        try:
+            version: int | None = xin._version
+        except RuntimeError:  # an inference tensor (torch.inference_mode) has no counter
+            version = None
         z: Any = None
         try:
             z = self.preprocessing(xin) if self.preprocessing is not None else xin
@@ -674,7 +677,9 @@ class TorchClassifier:
             self._raise_from_model(exc, x, "the preprocessing" if z is None else None)
         if self._ran_shape is None:
             self._ran_shape = x.shape[1:]
-        if xin._version != version:  # the module wrote into its input
+        if version is None:
+            pass  # nothing to learn from; a copy stays a copy until a tensor can tell
+        elif xin._version != version:  # the module wrote into its input
             if copy is False:  # a write it had not made on its first pass: data-dependent
                 _log.warning("%s wrote into its input; hoodwink hands it copies from now on",
                              type(self.module).__name__)
@@ -741,7 +746,12 @@ class TorchClassifier:
                 "the inputs are in the model's domain and the weights are finite."
             )
 
-    def _no_gradient(self, out: torch.Tensor, objective: bool = False) -> CapabilityError:
+    def _no_gradient(self, out: torch.Tensor, objective: bool = False) -> HoodwinkError:
+        if torch.is_inference_mode_enabled():
+            return InputError(
+                "Gradients cannot be computed inside torch.inference_mode(); call "
+                "loss_gradient/objective_gradient (or the attack) outside it."
+            )
         if objective and out.requires_grad:
             return CapabilityError(
                 "The objective gives no gradient with respect to the input x: its values do "
@@ -844,7 +854,7 @@ class TorchClassifier:
         vals, logits, grads = [], [], []
         with self._block():
             for chunk in chunks:
-                xc = chunk.detach().requires_grad_(True)
+                xc = _grad_leaf(chunk)
                 with torch.enable_grad():
                     out = self._forward(xc)
                     v = objective(out, xc)
@@ -951,7 +961,7 @@ class TorchClassifier:
         # (-inf logits of classes that do not matter pass here; the clean and
         # verification passes through logits() still reject them.)
         lab = labels if labels.device == self.device else labels.to(self.device)
-        xc = x.detach().requires_grad_(True)
+        xc = _grad_leaf(x)
         with contextlib.nullcontext() if torch.is_grad_enabled() else torch.enable_grad():
             out = self._forward(xc, check_finite=False)
             v = attack_loss(out, lab, loss=loss, targeted=targeted)
@@ -969,6 +979,17 @@ class TorchClassifier:
                 "logits are; the logits are too large for the loss. Check the model's scale."
             )
         return v.detach(), out.detach(), g
+
+
+def _grad_leaf(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as a leaf that requires grad (sharing its storage)."""
+    try:
+        return x.detach().requires_grad_(True)
+    except RuntimeError as exc:  # an inference tensor, outside inference mode
+        raise InputError(
+            "x was made under torch.inference_mode() and cannot carry gradients; create it "
+            "outside inference mode, or pass x.clone() made outside it."
+        ) from exc
 
 
 def _labels(labels: Any, n: int) -> torch.Tensor:
