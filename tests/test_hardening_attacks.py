@@ -154,16 +154,23 @@ def test_inputs_near_the_grid_are_snapped_and_never_raise(
     off = (torch.rand(grid.shape, generator=g) * 2 - 1) * 0.9e-3 * step
     near = (grid + off).clamp(0, 1)
     eps = k_eps * step * (1 if norm == "linf" else 2.5)
-    for attack in (PGD(norm=norm, steps=3), PGD(norm=norm, steps=2, random_start=False,  # type: ignore[arg-type]
-                                                  early_stop=False)):
-        r = attack(model, near, y, eps=eps)
-        snapped = torch.round(near * (levels - 1)) / (levels - 1)
-        check_result(model, r, snapped, y, eps, norm)
-        assert torch.allclose(r.x_adv * (levels - 1), torch.round(r.x_adv * (levels - 1)),
-                              atol=1e-4)
+    snapped = torch.round(near * (levels - 1)) / (levels - 1)
+    attacks: list[Attack] = [PGD(norm=norm, steps=3),  # type: ignore[arg-type]
+                             PGD(norm=norm, steps=2, random_start=False,  # type: ignore[arg-type]
+                                 early_stop=False)]
     if norm != "l1":
-        r = FGSM(norm=norm)(model, near, y, eps=eps)  # type: ignore[arg-type]
-        check_result(model, r, torch.round(near * (levels - 1)) / (levels - 1), y, eps, norm)
+        attacks.append(FGSM(norm=norm))  # type: ignore[arg-type]
+    for attack in attacks:
+        r = attack(model, near, y, eps=eps)
+        # A sample the attack left alone comes back exactly as given (eps=0 returns x);
+        # a moved one is on the grid, in the ball around x's grid point.
+        unmoved = (r.x_adv == near).flatten(1).all(dim=1)
+        if eps == 0:
+            assert bool(unmoved.all())
+        ref = torch.where(unmoved[:, None, None], near, snapped)
+        check_result(model, r, ref, y, eps, norm)
+        moved = r.x_adv[~unmoved]
+        assert torch.allclose(moved * (levels - 1), torch.round(moved * (levels - 1)), atol=1e-4)
 
 
 # --------------------------------------------------------------------- bounds shape

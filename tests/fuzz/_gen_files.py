@@ -300,6 +300,8 @@ def image_loads(draw: Any) -> Case:
     def check(t: Any) -> list[str]:
         p = []
         c = {"RGB": 3, "L": 1}.get(mode)
+        if mode is None and isinstance(t, torch.Tensor) and t.ndim == 4 and t.shape[1] in (1, 3):
+            c = int(t.shape[1])  # mode=None keeps the file's own mode: grey or colour
         if c is None:
             return [f"accepted bad mode: mode={mode!r} gave {tuple(t.shape)}"]
         if t.ndim != 4 or t.shape[0] != 1 or t.shape[1] != c:

@@ -94,6 +94,8 @@ class AttackInputs:
     y: torch.Tensor | None
     generator: torch.Generator
     progress: ProgressCallback | None = None
+    #: The caller's inputs (on the model's device) when ``x`` is their grid point.
+    x_given: torch.Tensor | None = None
     # A one-slot box, so that an attack whose first pass is at x can hand the clean
     # predictions back (see Attack._first_pass_at_x) while the record stays frozen.
     _clean: list[torch.Tensor] = field(default_factory=list, repr=False)
@@ -414,6 +416,7 @@ class Attack:
                 "TorchClassifier."
             )
         levels = model.levels
+        x_given: torch.Tensor | None = None
         if levels is not None:
             if not on_grid(xd, lo, hi, levels):
                 raise InputError(
@@ -425,9 +428,12 @@ class Attack:
             # the eps-ball is around the point every result is snapped around (else, in
             # L2/L1, the snap of x alone could leave the ball). The same formula as
             # quantize's, so an exact grid input is kept bit for bit.
+            x_given = xd
             xd = quantize(xd, xd, 0.0, "linf", lo, hi, levels).to(xd.dtype)
             if xt.dtype in _LOW_PRECISION:  # keep x representable in the input dtype
                 xd = xd.to(xt.dtype).to(xd.dtype)
+            if torch.equal(xd, x_given):
+                x_given = None
         eps = min(eps, _EPS_HEADROOM * _diameter(lo, hi, xt, self.norm),
                   _finite_cap(xd.dtype))
         n = xd.shape[0]
@@ -465,7 +471,7 @@ class Attack:
             raise InternalError("no labels to attack; this is a hoodwink bug.")
         inputs = AttackInputs(
             x=xd, labels=labels, targeted=t_t is not None, eps=float(eps), y=y_t, generator=gen,
-            progress=progress,
+            progress=progress, x_given=x_given,
         )
         if pred_clean is not None:
             inputs.set_pred_clean(pred_clean)
@@ -515,6 +521,12 @@ class Attack:
         if not inputs.targeted:
             already = inputs.is_adversarial(inputs.pred_clean)
             x_adv = torch.where(already.reshape((-1,) + (1,) * (x.ndim - 1)), x, x_adv)
+        if inputs.x_given is not None:
+            # A sample left at the grid point of a near-grid input comes back as the
+            # caller gave it, bit for bit: eps=0 and samples already fooled never move.
+            unmoved = (x_adv == x).flatten(1).all(dim=1).reshape((-1,) + (1,) * (x.ndim - 1))
+            x_adv = torch.where(unmoved, inputs.x_given, x_adv)
+            x = torch.where(unmoved, inputs.x_given, x)  # their norm is then exactly 0
         if orig.dtype in _LOW_PRECISION:
             # Everything below (checks, norms, the success pass) is about the tensor
             # returned, so the cast to the input dtype comes first, rounding towards x.

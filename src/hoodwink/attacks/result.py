@@ -464,6 +464,8 @@ def _from_parts(fields: Any, tensors: dict[str, torch.Tensor], prefix: str,
             "Write it with AttackResult.save() or Curve.save()."
         )
     t = {n: tensors[prefix + n] for n in _TENSORS if n not in _OPTIONAL_TENSORS}
+    _check_loaded(fields, t, tensors.get(prefix + "y"), tensors.get(prefix + "target"),
+                  source)
     return AttackResult(
         x_adv=t["x_adv"], success=t["success"], clean_correct=t["clean_correct"],
         pred_clean=t["pred_clean"], pred_adv=t["pred_adv"],
@@ -472,3 +474,54 @@ def _from_parts(fields: Any, tensors: dict[str, torch.Tensor], prefix: str,
         eps=fields["eps"], norm=fields["norm"], attack=fields["attack"], seed=fields["seed"],
         time_s=fields["time_s"],
     )
+
+
+def _check_loaded(fields: dict[str, Any], t: dict[str, torch.Tensor], y: torch.Tensor | None,
+                  target: torch.Tensor | None, source: Path) -> None:
+    """Refuse a record whose fields or tensors have the wrong types or shapes.
+
+    The sha256 only proves the tensor file is the one the JSON names; a record
+    edited by hand (or written by something else) must still fail here, with
+    InputError, rather than deep inside summary() or table().
+    """
+    def bad(what: str) -> InputError:
+        return InputError(
+            f"{source} is not a valid saved result: {what}. Write it with "
+            "AttackResult.save() or Curve.save(), and do not edit the files by hand."
+        )
+
+    def real(v: Any, *, none_ok: bool = False) -> bool:
+        if v is None:
+            return none_ok
+        return (isinstance(v, int | float) and not isinstance(v, bool)
+                and math.isfinite(float(v)) and v >= 0)
+
+    if not real(fields["eps"], none_ok=True):
+        raise bad(f"'eps' is {fields['eps']!r}, not a number >= 0 or null")
+    if fields["norm"] not in ("linf", "l2", "l1"):
+        raise bad(f"'norm' is {fields['norm']!r}, not 'linf', 'l2' or 'l1'")
+    if not isinstance(fields["attack"], str):
+        raise bad(f"'attack' is {fields['attack']!r}, not a string")
+    seed = fields["seed"]
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise bad(f"'seed' is {seed!r}, not an int >= 0 or null")
+    if not real(fields["time_s"]):
+        raise bad(f"'time_s' is {fields['time_s']!r}, not a number >= 0")
+    x_adv = t["x_adv"]
+    if x_adv.ndim < 2 or not x_adv.is_floating_point():
+        raise bad(f"x_adv has shape {tuple(x_adv.shape)} and dtype {x_adv.dtype}, not a float "
+                  "batch (N, ...)")
+    n = x_adv.shape[0]
+    kinds = {"success": "bool", "clean_correct": "bool", "pred_clean": "int",
+             "pred_adv": "int", "queries": "int", "perturbation_norm": "float"}
+    per_sample = {k: t[k] for k in kinds} | {"y": y, "target": target}
+    for name, v in per_sample.items():
+        if v is None:
+            continue
+        kind = kinds.get(name, "int")
+        ok = (v.dtype == torch.bool if kind == "bool" else
+              v.is_floating_point() if kind == "float" else
+              not v.is_floating_point() and not v.is_complex() and v.dtype != torch.bool)
+        if tuple(v.shape) != (n,) or not ok:
+            raise bad(f"{name} has shape {tuple(v.shape)} and dtype {v.dtype}; expected a "
+                      f"{kind} tensor of shape ({n},)")
