@@ -203,7 +203,8 @@ def test_reproducing_section_quotes_the_records() -> None:
     assert f"every run gives {w[0]}/{w[1]} and {t[0]}/{t[1]}, the record's figures" in _flat(
         REPRODUCING)
     k, n = _cell("transfer-lite0", "untargeted", 8 / 255, "pgd", "efficientnet-lite1")
-    assert f"gives {k}/{n} with the command above" in _flat(REPRODUCING)
+    assert f"and {k}/{n} in two (the command above, rerun, which wrote the committed record" in (
+        _flat(REPRODUCING))
 
 
 # --------------------------------------------------------------------------- dream
@@ -248,3 +249,187 @@ def test_dream_sentences_are_the_records() -> None:
     eight = rec["images"][8]
     assert eight["target"] == 8
     assert f"The digit 8 takes {eight['steps_used']} steps" in DREAM_MEASURED
+
+
+# --------------------------------------------------------------------------- background
+BG_SECTION = _section(DREAM_MD, "### Measured: the full default study", None)
+BG_FLAT = _flat(BG_SECTION)
+
+
+def _bg_rate(v: float | None, n: int) -> str:
+    return "–" if v is None else rate_text(round(v * n), n)
+
+
+def test_background_table_is_its_record() -> None:
+    rec = _record("background")
+    c, rounds = rec["config"], rec["rounds"]
+    assert "hoodwink defend background --rounds 5 --out out/records/background --json > " \
+        "docs/records/background.json" in BG_SECTION
+    assert f"({rec['time_s']:.0f} s in the study)" in BG_SECTION
+    rows = [[x.strip() for x in ln.strip().strip("|").split("|")]
+            for ln in BG_SECTION.splitlines() if ln.startswith("| ")][1:]
+    expected = []
+    for i, r in enumerate(rounds):
+        prev_n = rounds[i - 1]["fooling_n"] if i else 0
+        expected.append([str(r["round"]), str(r["background_size"]),
+                         _bg_rate(r["clean_accuracy"], c["test_size"]),
+                         _bg_rate(r["previous_rejected"], prev_n),
+                         _bg_rate(r["reached_threshold"], r["fooling_n"]),
+                         f"{r['confidence_mean']:.4f}", f"{r['steps_mean']:.1f}",
+                         f"{r['steps_median']:g}"])
+    assert rows == expected
+    assert all(r["reached_099"] == r["reached_threshold"] for r in rounds)  # "same counts"
+    assert all(r["fooling_n"] >= 100 for r in rounds)  # "none is over fewer than 100 images"
+
+
+def test_background_reading_is_its_record() -> None:
+    rec = _record("background")
+    c, rounds = rec["config"], rec["rounds"]
+    first, last = rounds[0], rounds[-1]
+    rej = [r["previous_rejected"] for r in rounds[1:]]
+    kf = round(first["reached_threshold"] * first["fooling_n"])
+    kl = round(last["reached_threshold"] * last["fooling_n"])
+    figures = [
+        f"({min(rej):.0%}–{max(rej):.0%} of the previous round's go to \"background\")",
+        f"{_bg_rate(first['clean_accuracy'], c['test_size'])} in round 0, "
+        f"{_bg_rate(last['clean_accuracy'], c['test_size'])} in round {last['round']}",
+        f"{rate_text(kl, last['fooling_n'])} of them reach 99.6 % after five rounds "
+        f"({rate_text(kf, first['fooling_n'])} in round 0)",
+        f"(median steps {first['steps_median']:g} → {last['steps_median']:g}, "
+        f"{last['steps_median'] / first['steps_median']:.1f}× in five rounds)",
+    ]
+    for f in figures:
+        assert f in BG_FLAT, f
+    # "somewhat rarer ... the 95% intervals of the two shares do not overlap"
+    assert differ(kl, last["fooling_n"], kf, first["fooling_n"]) and kl < kf
+    assert rec["effective"] is False and "not an effective defence" in rec["verdict"]
+    tt = [r["train_time_s"] for r in rounds]
+    dt = [r["dream_time_s"] for r in rounds]
+    assert (f"training {min(tt):.0f}–{max(tt):.0f} s per round, dreaming "
+            f"{min(dt):.0f}–{max(dt):.0f} s per round") in BG_FLAT
+
+
+def test_background_figure_is_drawn_from_the_record() -> None:
+    """The report draws the five-panel figure from the committed record alone."""
+    from hoodwink.studies import background
+
+    rendered = background.report(_record("background"))
+    png = rendered.figures["background.png"]
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (ROOT / "docs" / "images" / "background.png").is_file()
+    assert "](images/background.png)" in BG_SECTION
+
+
+# --------------------------------------------------------------------------- README
+def test_readme_photo_figures_are_the_bench_record() -> None:
+    data = json.loads((ROOT / "bench" / "results" / "imagenet_targeted.json").read_text())
+    assert f"`{data['command']}`" in DATA_SAYS
+    runs = data["runs"]
+
+    def at(e: float) -> list[dict[str, Any]]:
+        return [r for r in runs if r["eps_255"] == e]
+
+    r2, r1 = at(2.0), at(1.0)
+    k2 = sum(r["success"] for r in r2)
+    k2c = sum(r["success"] and r["p_target"] >= 0.9 for r in r2)
+    k1 = sum(r["success"] for r in r1)
+    med = statistics.median(r["steps"] for r in r2 if r["success"])
+    flat = _flat(DATA_SAYS)
+    assert (f"targeted success at eps = 2/255 is **{rate_text(k2, len(r2))}**, "
+            f"{rate_text(k2c, len(r2))} with target confidence ≥ 0.9 (median {med:g} steps), "
+            f"and at 1/255 {rate_text(k1, len(r1))}") in flat
+    assert data["fool_tensor"]["steps"] == 40  # "with the default 40 steps"
+
+
+def test_readme_dream_figures_are_the_records() -> None:
+    flat = _flat(DATA_SAYS)
+    assert "--json > docs/records/dream-lite0.json" in flat
+    k, n, steps, t = _dream_figures("dream-lite0")
+    assert (f"{rate_text(k, n)} reach 0.996 confidence read back from the PNG, in {min(steps)} "
+            f"to {max(steps)} steps, {t:.1f} s together") in flat
+    k, n, _, t = _dream_figures("dream-mnist")
+    assert f"(`docs/records/dream-mnist.json`) {rate_text(k, n)} in {t:.2f} s" in flat
+
+
+def test_readme_background_figures_are_the_record() -> None:
+    rec = _record("background")
+    c, rounds = rec["config"], rec["rounds"]
+    first, last = rounds[0], rounds[-1]
+    acc = [r["clean_accuracy"] for r in rounds]
+    rej = [r["previous_rejected"] for r in rounds[1:]]
+    flat = _flat(DATA_SAYS)
+    assert "--json > docs/records/background.json" in flat
+    for f in (
+        f"clean accuracy stays at {min(acc):.1%}–{max(acc):.1%} of {c['test_size']} digits",
+        f"puts {min(rej):.0%}–{max(rej):.0%} of the previous round's fooling images",
+        f"({_bg_rate(first['reached_threshold'], first['fooling_n'])} in round 0, "
+        f"{_bg_rate(last['reached_threshold'], last['fooling_n'])} in round {last['round']})",
+        f"needing {last['steps_median'] / first['steps_median']:.1f}× more steps (median "
+        f"{first['steps_median']:g} → {last['steps_median']:g})",
+    ):
+        assert f in flat, f
+
+
+def test_readme_linear_figures_are_the_records() -> None:
+    rec = _record("linear-regularization")
+    assert "templates" not in rec  # the committed record stays small
+    a, b = rec["rows"][0], rec["rows"][-1]
+    assert (a["weight_decay"], b["weight_decay"]) == (1e-6, 1.0)
+    assert rec["config"]["eps"] == 0.1 and rec["config"]["data"]["n_val"] == 1000
+    flat = _flat(DATA_SAYS)
+    assert ("hoodwink linear regularization --weight-decays 1e-6,1e-5,1e-4,1e-3,1e-2,1e-1,1 "
+            "--eps 0.1 --out out/records/linear-regularization --json |") in flat
+    assert "> docs/records/linear-regularization.json" in flat
+    assert all(f["holds"] for f in rec["findings"])  # "the essay's findings hold"
+    for f in (
+        f"{rec['time_s']:.0f} s for the study",
+        f"falls {a['val_accuracy']:.3f} → {b['val_accuracy']:.3f}",
+        f"template roughness {a['roughness']:.2f} → {b['roughness']:.2f}",
+        f"rises {a['mean_l2_distance']:.2f} → {b['mean_l2_distance']:.2f}",
+        f"at eps = 0.1 falls {a['fooling_confidence']:.2f} → {b['fooling_confidence']:.2f}",
+    ):
+        assert f in flat, f
+    toy = _record("linear-toy")
+    assert "--json > docs/records/linear-toy.json" in flat
+    toy_text = (f"score {toy['score']:g}, P = {toy['probability']:.4f}; after x + "
+                f"{toy['alpha']:g}·w score {toy['score_adv']:g}, P = "
+                f"{toy['probability_adv']:.4f}").replace("score -", "score −")
+    assert toy_text in flat
+
+
+def test_readme_rates_carry_n_and_interval() -> None:
+    _check_rate_text(DATA_SAYS)
+    _check_rate_text(DREAM_MD)
+    _check_rate_text(TRANSFER_MD)
+
+
+def test_every_record_is_listed_with_its_command() -> None:
+    listing = (RECORDS / "README.md").read_text(encoding="utf-8")
+    names = sorted(p.name for p in RECORDS.glob("*.json"))
+    assert names
+    for name in names:
+        assert f"`{name}`" in listing, f"docs/records/README.md does not list {name}"
+        docs = TRANSFER_MD + DREAM_MD + README
+        assert f"docs/records/{name}" in docs, f"no doc quotes docs/records/{name}"
+
+
+# --------------------------------------------------------------------------- the interval
+def test_wilson_matches_known_values_and_rejects_bad_counts() -> None:
+    from hoodwink.errors import ConfigError
+    from hoodwink.stats import wilson
+
+    # Brown, Cai & DasGupta (2001) style checks: symmetric, inside [0, 1], contains k/n.
+    for k, n in ((0, 1), (3, 7), (5, 7), (7, 7), (87, 100), (370, 489)):
+        lo, hi = wilson(k, n)
+        assert 0.0 <= lo <= k / n <= hi <= 1.0
+        lo2, hi2 = wilson(n - k, n)
+        assert lo2 == pytest.approx(1 - hi) and hi2 == pytest.approx(1 - lo)
+    assert wilson(3, 7) == pytest.approx((0.1582, 0.7495), abs=1e-4)
+    assert wilson(0, 7)[0] == 0.0 and wilson(7, 7)[1] == 1.0
+    for bad in ((1, 0), (-1, 5), (6, 5), (1.0, 5), (True, 5)):
+        with pytest.raises(ConfigError):
+            wilson(*bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        wilson(1, 5, z=0.0)
+    assert rate_text(0, 0) == "– (0/0)"
+    assert rate_text(99, 99).endswith("95% CI 96–100%)") and "CI" not in rate_text(100, 100)

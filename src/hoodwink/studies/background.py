@@ -36,6 +36,7 @@ from hoodwink.errors import ConfigError
 from hoodwink.models.torch import TorchClassifier
 from hoodwink.progress import ProgressCallback, as_callback
 from hoodwink.reports import Report
+from hoodwink.stats import differ
 from hoodwink.studies._record import check_record
 from hoodwink.studies.background_report import (
     _NOISE_SIZE,
@@ -457,7 +458,11 @@ def _verdict(rounds: list[BackgroundRound], config: dict[str, Any]) -> tuple[boo
             "defence is effective here (a larger step budget may undo that)."
         )
     else:
-        rarer = last.reached_threshold < first.reached_threshold - 0.05
+        # "Rarer" only when the 95% intervals of the two shares do not overlap.
+        k_first = round(first.reached_threshold * first.fooling_n)
+        k_last = round(last.reached_threshold * last.fooling_n)
+        rarer = k_last / last.fooling_n < k_first / first.fooling_n and differ(
+            k_last, last.fooling_n, k_first, first.fooling_n)
         costlier = slowdown >= 1.5
         change = (
             "costlier and somewhat rarer" if costlier and rarer

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hoodwink.reports import Report, ReportPaths
-from hoodwink.stats import wilson
+from hoodwink.stats import SMALL_N, rate_text, wilson
 from hoodwink.studies._record import Rendered
 
 if TYPE_CHECKING:
@@ -45,13 +45,19 @@ def page(study: BackgroundStudy, figure: str | None = None) -> Report:
         f"{study.time_s:.0f} s."
     )
     rep.heading("Per round")
+    n_test = int(c["test_size"])
+    prev_n = [0] + [r.fooling_n for r in study.rounds[:-1]]
+    rep.text(
+        f"Rates show their count; over fewer than {SMALL_N} images also their Wilson 95% "
+        "interval."
+    )
     rep.table(
         ["round", "background imgs", "clean acc", "prev. fooling rejected",
          "mean conf", f"≥ {c['confidence']:g}", "≥ 0.99", "steps mean", "steps median"],
-        [[r.round, r.background_size, r.clean_accuracy,
-          "–" if r.previous_rejected is None else r.previous_rejected,
-          r.confidence_mean, r.reached_threshold, r.reached_099, r.steps_mean,
-          r.steps_median] for r in study.rounds],
+        [[r.round, r.background_size, _rate(r.clean_accuracy, n_test),
+          _rate(r.previous_rejected, pn), r.confidence_mean,
+          _rate(r.reached_threshold, r.fooling_n), _rate(r.reached_099, r.fooling_n),
+          r.steps_mean, r.steps_median] for r, pn in zip(study.rounds, prev_n, strict=True)],
     )
     if figure is not None:
         rep.figure(figure, "Clean accuracy, fooling success and steps needed, per round.")
@@ -95,6 +101,13 @@ def write_background_report(
     ReportPaths
     """
     return report(study.to_dict(), stem=stem).write(folder, stem=stem)
+
+
+def _rate(rate: float | None, n: int) -> str:
+    """A per-round fraction of ``n`` images as a count (and interval when n is small)."""
+    if rate is None or n < 1:
+        return "–"
+    return rate_text(round(rate * n), n)
 
 
 def _counted(rate: float | None, n: int) -> tuple[float, float, float] | None:
