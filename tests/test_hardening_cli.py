@@ -90,6 +90,12 @@ def test_huge_eps_one_line(eps: str, tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_eps_that_underflows_is_refused(tmp_path: Path) -> None:
+    """1e-400 is not 0: refusing it beats attacking silently at eps 0."""
+    line = one_line_error(run("attack", "--eps", "1e-400", "--n", "5", cwd=tmp_path))
+    assert "too small for a float" in line
+
+
 @pytest.mark.parametrize("threads", ["2147483648", "99999999999999999999999", "0"])
 def test_threads_out_of_range_one_line(threads: str) -> None:
     line = one_line_error(run("--threads", threads, "models"))

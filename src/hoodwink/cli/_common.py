@@ -179,7 +179,20 @@ def parse_eps(text: str) -> float:
     budget = Interval(float, 0, None)
     if not budget.accepts(value):
         raise ConfigError(f"The budget must be {budget.description}. Got {_shorten(text)}.")
+    if value == 0 and _exact(s) != 0:
+        raise ConfigError(
+            f"The budget {_shorten(text)} is too small for a float: it would be 0. Give 0 for "
+            "no perturbation, or a budget such as 1/255."
+        )
     return value
+
+
+def _exact(s: str) -> Fraction:
+    """The exact value of a budget that parsed as a float (0 where Fraction cannot say)."""
+    try:
+        return Fraction(s)
+    except (ValueError, ZeroDivisionError):
+        return Fraction(0)
 
 
 def _shorten(text: str, limit: int = 40) -> str:

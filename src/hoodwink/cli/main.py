@@ -268,7 +268,8 @@ def _report_click_error(exc: typer.TyperException) -> int:
     code = getattr(exc, "exit_code", EXIT_ERROR)
     ctx = getattr(exc, "ctx", None)
     if type(exc).__name__ == "NoArgsIsHelpError":  # bare `hoodwink` or `hoodwink linear`
-        exc.show()  # type: ignore[attr-defined]
+        if exc.format_message().strip():  # typer's rich help is printed while it is made
+            exc.show()  # type: ignore[attr-defined]
         return int(code)
     if state.debug:
         traceback.print_exception(exc)
