@@ -457,3 +457,10 @@ def test_saving_under_a_file_is_a_config_error(tmp_path: Any) -> None:
     for target in (r, PGD(steps=1).sweep(model, x, y, eps=[0.1])):
         with pytest.raises(HoodwinkError, match="Cannot write"):
             target.save(tmp_path / "f" / "sub" / "r.json")
+
+
+@pytest.mark.parametrize("field", ["steps", "restarts"])
+def test_absurd_iteration_counts_are_refused(field: str) -> None:
+    """PGD(steps=10**20) used to pass validation and then run without end."""
+    with pytest.raises(ConfigError, match=f"'{field}' parameter of PGD"):
+        PGD(**{field: 10**20})  # type: ignore[arg-type]

@@ -6,8 +6,12 @@ traceback; with ``strict_message`` also a one-line message on exit 2.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -121,17 +125,13 @@ def cli_calls(draw: Any, *, strict_message: bool = False) -> Case:
     out_kind: dict[str, str] = {}
 
     def call() -> Any:
-        from typer.testing import CliRunner
-
-        from hoodwink.cli.main import app
-
         tmp = scratch()
         out_kind["tmp"] = str(tmp)
         argv = [_fill(a, tmp) for a in argv_t]
         threads, cwd = torch.get_num_threads(), os.getcwd()
         os.chdir(tmp)
         try:
-            return CliRunner().invoke(app, argv), argv
+            return _invoke_main(argv), argv
         finally:
             os.chdir(cwd)
             torch.set_num_threads(threads)
@@ -156,6 +156,41 @@ def cli_calls(draw: Any, *, strict_message: bool = False) -> Case:
     return Case("cli" if not strict_message else "cli_message", call, check, timeout=60,
                 repro="hoodwink " + " ".join(argv_t),
                 refused=lambda ra: ra[0].exit_code == 2)
+
+
+@dataclass
+class _MainResult:
+    """What the real entry point did: exit code, output, and an escaped exception."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    exception: BaseException | None
+
+
+def _invoke_main(argv: list[str]) -> _MainResult:
+    """Run ``hoodwink.cli.main.main()`` in-process, as the console script does.
+
+    Through ``main()`` rather than typer's CliRunner on ``app``: main() is where
+    click's usage errors become one line, so only this judges what users see.
+    """
+    from hoodwink.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    old_argv = sys.argv
+    sys.argv = ["hoodwink", *argv]
+    exc: BaseException | None = None
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except Exception as e:  # judged as a crash by check()
+        exc, code = e, 1
+    finally:
+        sys.argv = old_argv
+    return _MainResult(code, out.getvalue(), err.getvalue(), exc)
 
 
 _ASSETS: dict[str, Path] = {}

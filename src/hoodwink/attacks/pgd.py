@@ -19,7 +19,12 @@ from hoodwink.attacks.base import AttackInputs, GradientAttack
 from hoodwink.losses import LossName, attack_loss
 from hoodwink.models.base import Classifier, DifferentiableClassifier
 
-__all__ = ["PGD"]
+__all__ = ["MAX_RESTARTS", "MAX_STEPS", "PGD"]
+
+#: Largest ``steps``: far beyond any published evaluation (AutoAttack uses 100).
+MAX_STEPS = 1_000_000
+#: Largest ``restarts``.
+MAX_RESTARTS = 10_000
 
 #: Largest number of iterate elements (all steps of one restart) kept for deferred
 #: judging; 2**21 float32 values are 8 MiB. Larger runs judge every step.
@@ -52,14 +57,14 @@ class PGD(GradientAttack):
     Parameters
     ----------
     norm : {"linf", "l2", "l1"}, default "linf"
-    steps : int >= 1, default 40
+    steps : int in [1, 1_000_000], default 40
         Gradient steps per restart (each costs one forward+backward pass).
     stepsize : float > 0 or None, default None
         Step length in the attack's norm, in raw input units. None uses
         ``2.5 * eps / steps`` (Madry et al.).
     random_start : bool, default True
         Start each restart from a uniform random point in the ball.
-    restarts : int >= 1, default 1
+    restarts : int in [1, 10_000], default 1
     loss : {"ce", "margin"}, default "ce"
     early_stop : bool, default True
         Stop each sample at its first adversarial iterate.
@@ -84,8 +89,9 @@ class PGD(GradientAttack):
     confidence: float = 0.0
 
     _constraints = {
-        "steps": (Interval(int, 1, None),),
-        "restarts": (Interval(int, 1, None),),
+        # Upper limits so that a typo (steps=10**20) is an error, not a run that never ends.
+        "steps": (Interval(int, 1, MAX_STEPS),),
+        "restarts": (Interval(int, 1, MAX_RESTARTS),),
         "stepsize": (Interval(float, 0, None, closed="neither"), None),
         "random_start": (Boolean(),),
         "early_stop": (Boolean(),),

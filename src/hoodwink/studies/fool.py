@@ -431,13 +431,13 @@ def run(
     if isinstance(model, str):
         from hoodwink import zoo
 
-        name = model_name or model
+        name = model_name or zoo.canonical_name(model)
         clf = zoo.load(model)
         timing["model_load"] = time.perf_counter() - t0
     else:
         name, clf = model_name or "model", model
     _check_mode_param(mode)
-    if mode is None and name.startswith("mnist"):
+    if mode is None and name.strip().lower().startswith("mnist"):
         mode = "L"
     src = Path(image)
     budgets = _budgets(eps)

@@ -21,7 +21,7 @@ _IMAGENET_EPS: tuple[float, ...] = (2 / 255, 4 / 255, 8 / 255)
 
 
 def _family(name: str) -> str:
-    return "mnist" if name.startswith("mnist") else "imagenet"
+    return "mnist" if name.strip().lower().startswith("mnist") else "imagenet"
 
 
 def zoo_transfer_study(
