@@ -338,7 +338,7 @@ def test_attack_messages_come_from_the_module() -> None:
     from hoodwink import PGD
 
     cases: dict[str, tuple[Any, str]] = {
-        "steps": (0, "an int in [1, inf)"),
+        "steps": (0, "an int in [1, 1000000]"),
         "stepsize": (0.0, "a float in (0, inf) or None"),
         "l1_sparsity": (1.0, "a float in [0, 1)"),
         "loss": (np.array(["ce"]), "one of 'ce', 'margin'"),

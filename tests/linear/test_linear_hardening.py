@@ -282,7 +282,7 @@ def test_train_help_documents_exit_code_3() -> None:
     assert res.exit_code == 0 and "3 training finished" in text, text
     root = Path(__file__).resolve().parents[2]
     readme = " ".join((root / "README.md").read_text().split())
-    assert "Exit code 3: `hoodwink linear train`" in readme
+    assert "3 `hoodwink linear train` finished" in readme
     docs = " ".join((root / "docs" / "linear.md").read_text().split())
     assert "and 3 when training finished" in docs
 
