@@ -283,3 +283,12 @@ def test_synonyms_cover_every_class() -> None:
     syn = class_synonyms()
     assert len(syn) == 1000 and all(syn)
     assert "lighthouse" in syn[437] and class_names()[437] == "beacon"
+
+
+@pytest.mark.parametrize("argv,given", [(["attack", "--n", "abc"], "'abc'"),
+                                        (["attack", "--steps=x1"], "'x1'"),
+                                        (["--threads", "0", "models"], "'0'")])
+def test_bad_option_values_are_named_in_the_message(argv: list[str], given: str) -> None:
+    """click's "Input should be a valid integer" did not say what the user typed."""
+    msg = one_line_error(run(*argv))
+    assert f"Got {given}." in msg

@@ -282,10 +282,27 @@ def _report_click_error(exc: typer.TyperException) -> int:
     message = message.rstrip()
     if message and message[-1] not in ".?!":
         message += "."
+    given = _value_given(exc)
+    if given is not None and repr(given) not in message:
+        message += f" Got {given!r}."
     if ctx is not None:
         message = f"{message} Try '{ctx.command_path} --help'."
     print_error(message)
     return int(code)
+
+
+def _value_given(exc: typer.TyperException) -> str | None:
+    """The text the user typed for the option a BadParameter error is about, if found."""
+    param = getattr(exc, "param", None)
+    opts = getattr(param, "opts", None) or []
+    args = sys.argv[1:]
+    for i, a in enumerate(args):
+        for o in opts:
+            if a == o and i + 1 < len(args):
+                return args[i + 1]
+            if a.startswith(o + "="):
+                return a[len(o) + 1:]
+    return None
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str,
