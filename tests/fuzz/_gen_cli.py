@@ -174,8 +174,12 @@ def _invoke_main(argv: list[str]) -> _MainResult:
     Through ``main()`` rather than typer's CliRunner on ``app``: main() is where
     click's usage errors become one line, so only this judges what users see.
     """
+    from hoodwink.cli._common import state
     from hoodwink.cli.main import main
 
+    # A console script starts with fresh module state; in one process, a previous
+    # case's --debug or --quiet must not leak into this one.
+    state.debug = state.quiet = False
     out, err = io.StringIO(), io.StringIO()
     old_argv = sys.argv
     sys.argv = ["hoodwink", *argv]

@@ -96,6 +96,15 @@ class Normalize(nn.Module):
                 f"or one of them a single value; mean has {mean_t.numel()} values and std "
                 f"{std_t.numel()}."
             )
+        # (x - mean) / std must stay finite in float32 for inputs of a sensible scale
+        # (|x| <= 1e6): a huge mean over a tiny std would turn every input into inf.
+        if float(((mean_t.double().abs().max() + 1e6) / std_t.double().min()).item()) > _F32_MAX:
+            raise ConfigError(
+                f"Normalize with mean {mean_t.tolist()} and std {std_t.tolist()} overflows "
+                "float32: (x - mean) / std would be infinite. Check the statistics: they are "
+                "in the units of the raw inputs (e.g. mean=0.485, std=0.229 for pixels in "
+                "[0, 1])."
+            )
         self.dim = check_int("Normalize", "dim", dim, low=1)
         self.register_buffer("mean", mean_t)
         self.register_buffer("std", std_t)

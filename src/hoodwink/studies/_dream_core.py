@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from hoodwink._validation import parse_index
 from hoodwink.errors import ConfigError, OutOfBoundsError, ShapeError
 from hoodwink.models.torch import TorchClassifier
 
@@ -219,8 +220,13 @@ def resolve_classes(
         items: list[int | str] = [int(v) for v in target.reshape(-1).tolist()]
     elif isinstance(target, int | str):
         items = [target]
-    else:
+    elif isinstance(target, Sequence) and not isinstance(target, bytes | bytearray):
         items = list(target)
+    else:
+        raise ConfigError(
+            "The 'target' parameter of dream must be a class index or name, or a list of "
+            f"them. Got {target!r}."
+        )
     if not items:
         raise ConfigError("The 'target' parameter of dream is empty; give at least one class.")
     names = model.class_names
@@ -245,11 +251,12 @@ def resolve_classes(
             if s.lower() in lowered:
                 out.append(lowered.index(s.lower()))
                 continue
-            if not s.lstrip("-").isdigit():
+            index = parse_index(s)
+            if index is None:
                 known = f"the model's classes are {', '.join(names)}" if names else \
                     "this model has no class names; give an index"
                 raise ConfigError(f"Unknown class {item!r} in 'target'; {known}.")
-            item = int(s)
+            item = index
         if c is not None and not 0 <= item < c:
             raise ConfigError(
                 f"The 'target' parameter of dream has class {item}, outside the model's "

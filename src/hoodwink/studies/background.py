@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from hoodwink._validation import check_int
+from hoodwink.attacks.pgd import MAX_STEPS
 from hoodwink.errors import ConfigError
 from hoodwink.models.torch import TorchClassifier
 from hoodwink.progress import ProgressCallback, as_callback
@@ -315,7 +316,7 @@ def background_class_study(
     fooling_per_round = check_int(_OWNER, "fooling_per_round", fooling_per_round, low=1)
     epochs = check_int(_OWNER, "epochs", epochs, low=1)
     epochs_per_round = check_int(_OWNER, "epochs_per_round", epochs_per_round, low=1)
-    steps = check_int(_OWNER, "steps", steps, low=1)
+    steps = check_int(_OWNER, "steps", steps, low=1, high=MAX_STEPS)
     batch_size = check_int(_OWNER, "batch_size", batch_size, low=1)
     seed = check_int(_OWNER, "seed", seed, low=0)
     if retrain not in ("finetune", "scratch"):

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 
 from hoodwink._validation import check_choice, check_int, check_real
 from hoodwink.attacks._norms import clip_to_bounds, on_grid, steepest_step
+from hoodwink.attacks.pgd import MAX_STEPS
 from hoodwink.errors import ConfigError, InternalError
 from hoodwink.models.torch import TorchClassifier
 from hoodwink.progress import ProgressCallback, as_callback
@@ -240,7 +241,7 @@ def dream(
         )
     confidence = check_real("dream", "confidence", confidence, low=0, high=1,
                             closed="neither", hint="e.g. 0.996")
-    steps = check_int("dream", "steps", steps, low=1)
+    steps = check_int("dream", "steps", steps, low=1, high=MAX_STEPS)
     stepsize = check_real("dream", "stepsize", stepsize, low=0, closed="neither",
                           hint="e.g. 1/255")
     smoothness = check_real("dream", "smoothness", smoothness, low=0)

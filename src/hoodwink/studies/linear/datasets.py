@@ -218,19 +218,28 @@ def synthetic_images(
     Raises
     ------
     hoodwink.errors.ConfigError
-        ``classes`` < 2, ``per_class`` or ``val_per_class`` < 1, ``size`` < 2
+        ``classes`` < 2, ``per_class`` or ``val_per_class`` < 1, ``size`` < 2 or more than
+        2**28 pixels in all
         (one pixel has no shape: its prototype would be 0/0), a negative or
         non-finite ``signal``/``noise``, ``smoothness`` <= 0, or a seed outside
         [0, 2**64 - 1].
     """
     owner = "synthetic_images"
-    classes = check_int(owner, "classes", classes, low=2)
-    per_class = check_int(owner, "per_class", per_class, low=1)
-    val_per_class = check_int(owner, "val_per_class", val_per_class, low=1)
-    size = check_int(owner, "size", size, low=2)
-    signal = check_real(owner, "signal", signal, low=0.0)
-    noise = check_real(owner, "noise", noise, low=0.0)
-    smoothness = check_real(owner, "smoothness", smoothness, low=0.0, closed="right")
+    classes = check_int(owner, "classes", classes, low=2, high=10_000)
+    per_class = check_int(owner, "per_class", per_class, low=1, high=1_000_000)
+    val_per_class = check_int(owner, "val_per_class", val_per_class, low=1, high=1_000_000)
+    size = check_int(owner, "size", size, low=2, high=4096)
+    signal = check_real(owner, "signal", signal, low=0.0, high=1e6)
+    noise = check_real(owner, "noise", noise, low=0.0, high=1e6)
+    smoothness = check_real(owner, "smoothness", smoothness, low=0.0, high=1000.0,
+                            closed="right")
+    pixels = classes * (per_class + val_per_class) * size * size
+    if pixels > 2**28:
+        raise ConfigError(
+            f"synthetic_images would make {pixels:,} pixels (classes x (per_class + "
+            f"val_per_class) x size x size), over the limit of {2**28:,}; ask for fewer or "
+            "smaller images."
+        )
     seed = check_int(owner, "seed", seed, low=0, high=2**64 - 1)
     gen = torch.Generator().manual_seed(seed)
     radius = max(1, int(3 * smoothness))

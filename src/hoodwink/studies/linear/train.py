@@ -255,7 +255,7 @@ def train_linear(
     init_std = check_real(owner, "init_std", init_std, low=0, closed="neither")
     lr = check_real(owner, "lr", lr, low=0, closed="neither")
     weight_decay = check_real(owner, "weight_decay", weight_decay, low=0)
-    epochs = check_int(owner, "epochs", epochs, low=1)
+    epochs = check_int(owner, "epochs", epochs, low=1, high=MAX_EPOCHS)
     batch_size = check_int(owner, "batch_size", batch_size, low=1)
     # torch.Generator.manual_seed takes exactly the 64-bit unsigned range.
     seed = check_int(owner, "seed", seed, low=0, high=2**64 - 1)
@@ -277,6 +277,14 @@ def train_linear(
         raise InputError(
             f"class_names has {len(class_names)} names for {num_classes} classes; give one "
             "name per class."
+        )
+    if num_classes * xf.shape[1] > MAX_WEIGHTS:
+        source = f"the labels go up to {int(yf.max())}"
+        raise InputError(
+            f"train_linear would need a {num_classes} x {xf.shape[1]} weight matrix "
+            f"({num_classes * xf.shape[1]:,} numbers, over the limit of {MAX_WEIGHTS:,}); "
+            f"{source}. Check num_classes and the labels (classes are 0..C-1), or reduce the "
+            "input size."
         )
     _check_labels(yf, num_classes, "y")
     xv: torch.Tensor | None = None
@@ -395,6 +403,11 @@ class _FitState:
 #: Below this many multiply-adds per step, one thread is faster than several:
 #: thread hand-off costs more than the tiny matrix product it splits.
 _SMALL_STEP = 50_000_000
+
+#: Largest weight matrix (classes x inputs) train_linear builds: 1 GiB of float32.
+MAX_WEIGHTS = 2**28
+#: Largest number of epochs (a typo such as 2**31 is an error, not a run that never ends).
+MAX_EPOCHS = 1_000_000
 
 
 @contextlib.contextmanager
