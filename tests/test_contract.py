@@ -529,3 +529,72 @@ def test_grid_snap_equals_quantize() -> None:
                 keep = torch.tensor([True, False, True, True, False, False, True])
                 assert torch.equal(snap.subset(keep)(xa[keep]),
                                    quantize(x[keep], xa[keep], eps, norm, lo, hi, levels))  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------ scalar-bound checks
+@pytest.mark.parametrize("per_feature", [False, True], ids=["scalar", "per-feature"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_bounds_and_finite_checks_are_elementwise_exact(per_feature: bool,
+                                                        dtype: torch.dtype) -> None:
+    """Scalar bounds are checked through x's least and largest values: exactly the elementwise
+    verdict, at the bounds (rounded to x's dtype), one ulp either side, NaN and infinities."""
+    from hoodwink.errors import InputError, OutOfBoundsError
+
+    net = nn.Sequential(nn.Flatten(), nn.Linear(6, 3)).eval()
+    lo_v, hi_v = 0.1, 0.7  # not representable: compared in x's dtype, as elementwise
+    bounds: tuple[Any, Any] = ((np.full((2, 3), lo_v), np.full((2, 3), hi_v)) if per_feature
+                               else (lo_v, hi_v))
+    model = TorchClassifier(net, bounds=bounds)
+    lo_t, hi_t = model.bounds
+    lo_x, hi_x = lo_t.to(dtype), hi_t.to(dtype)  # the bounds rounded to x's dtype
+    x = (lo_t + torch.rand(4, 2, 3) * (hi_t - lo_t)).clamp(lo_t, hi_t).to(dtype)
+    x = x.clamp(torch.nextafter(lo_x, hi_x), torch.nextafter(hi_x, lo_x))  # strictly inside
+    up, down = torch.tensor(2.0, dtype=dtype), torch.tensor(-2.0, dtype=dtype)
+    l0, h0 = lo_x.flatten()[0], hi_x.flatten()[0]
+    values = [l0, h0, torch.nextafter(l0, up), torch.nextafter(l0, down),
+              torch.nextafter(h0, up), torch.nextafter(h0, down)]
+    for value in values + [torch.tensor(float(v), dtype=dtype)
+                            for v in ("nan", "inf", "-inf")]:
+        xb = x.clone()
+        xb[2, 0, 1] = float(value)
+        xd = xb.float() if dtype == torch.float16 else xb  # as the base class checks it
+        if not bool(torch.isfinite(xd).all()):
+            with pytest.raises(InputError, match="NaN or infinite"):
+                PGD(steps=1)(model, xb, eps=0.05)
+        elif bool(((xd < lo_t) | (xd > hi_t)).any()):
+            with pytest.raises(OutOfBoundsError):
+                PGD(steps=1)(model, xb, eps=0.05)
+        else:
+            PGD(steps=1)(model, xb, eps=0.05)
+
+
+def test_sloppy_non_finite_output_is_an_internal_error() -> None:
+    """An inf or NaN anywhere in a subclass's raw output is caught (from its least and
+    largest values), even in a sample that is then replaced by x."""
+
+    @dataclass(frozen=True, kw_only=True)
+    class NonFinite(Attack):
+        value: float = float("inf")
+
+        def _run(self, model: Any, inputs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+            out = inputs.x.clone()
+            out[0, 0] = self.value
+            return out, torch.zeros(inputs.x.shape[0], dtype=torch.int64)
+
+    model, x, y, _ = make_data("image")
+    for value in (float("inf"), float("-inf"), float("nan")):
+        with pytest.raises(InternalError, match="not finite"):
+            NonFinite(value=value)(model, x, y, eps=0.1)
+
+
+def test_already_fooled_samples_come_back_as_x_exactly() -> None:
+    """Untargeted samples the model already gets wrong are x, bit for bit, on and off a grid."""
+    for levels in (None, 256):
+        model, x, y, _ = make_data("image", levels=levels)
+        pred = model.predict(x)
+        y = pred.clone()
+        y[::2] = (pred[::2] + 1) % NUM_CLASSES  # every other sample already fooled
+        r = PGD(steps=3, early_stop=False)(model, x, y, eps=0.1)
+        fooled = pred != y
+        assert torch.equal(r.x_adv[fooled], x[fooled])
+        assert bool((r.perturbation_norm[fooled] == 0).all())

@@ -30,7 +30,16 @@ from hoodwink._validation import (
     reject,
     validate_fields,
 )
-from hoodwink.attacks._norms import NormName, clip_to_bounds, norms, on_grid, project, quantize
+from hoodwink.attacks._norms import (
+    NormName,
+    clip_to_bounds,
+    norms,
+    on_grid,
+    project,
+    quantize,
+    scalar_bounds,
+    snap_point,
+)
 from hoodwink.attacks.curve import Curve
 from hoodwink.attacks.result import AttackResult
 from hoodwink.errors import (
@@ -392,21 +401,29 @@ class Attack:
         The count is 2 (clean and verification passes) or 1 (verification only)
         when the attack computes the clean predictions itself.
         """
-        xt = _as_input(x)
+        xt, extremes = _as_input(x)
         device = _model_device(model, xt)
         xd = xt.detach().to(device=device, dtype=torch.float32 if xt.dtype in _LOW_PRECISION
                             else xt.dtype)
         lo, hi = model.bounds
         _check_bounds_shape(lo, hi, xt)
-        try:
-            below = xd < lo
-            above = xd > hi
-        except RuntimeError as exc:
-            raise ShapeError(
-                f"x has shape {tuple(xt.shape)}, which does not broadcast with the model "
-                f"bounds of shape {tuple(lo.shape)}. Pass a batch (N, ...) of single inputs."
-            ) from exc
-        if bool(below.any() or above.any()):
+        numbers = scalar_bounds(lo, hi)
+        if numbers is not None:
+            # Scalar bounds: x's least and largest values (exact in xd's dtype too) against
+            # the bounds as numbers, compared in x's dtype as the elementwise test would.
+            out = extremes is not None and bool(
+                (extremes[0].to(xd.dtype) < numbers[0]) | (extremes[1].to(xd.dtype) > numbers[1]))
+        else:
+            try:
+                below = xd < lo
+                above = xd > hi
+            except RuntimeError as exc:
+                raise ShapeError(
+                    f"x has shape {tuple(xt.shape)}, which does not broadcast with the model "
+                    f"bounds of shape {tuple(lo.shape)}. Pass a batch (N, ...) of single inputs."
+                ) from exc
+            out = bool(below.any() or above.any())
+        if out:
             # Enough digits to show the difference: 1 + 1e-7 is not "1".
             x_lo, b_lo = format_apart(xd.min().item(), lo.min().item())
             x_hi, b_hi = format_apart(xd.max().item(), hi.max().item())
@@ -429,7 +446,7 @@ class Attack:
             # L2/L1, the snap of x alone could leave the ball). The same formula as
             # quantize's, so an exact grid input is kept bit for bit.
             x_given = xd
-            xd = quantize(xd, xd, 0.0, "linf", lo, hi, levels).to(xd.dtype)
+            xd = snap_point(xd, lo, hi, levels).to(xd.dtype)
             if xt.dtype in _LOW_PRECISION:  # keep x representable in the input dtype
                 xd = xd.to(xt.dtype).to(xd.dtype)
             if torch.equal(xd, x_given):
@@ -513,14 +530,17 @@ class Attack:
         lo, hi = model.bounds
         x_adv = x_adv.detach().to(device=x.device, dtype=x.dtype)
         # A subclass's inf would be projected back into the ball unseen: catch it here.
-        raw_bad = ~torch.isfinite(x_adv).all()
+        raw_bad = ~_all_finite(x_adv)
         x_adv = clip_to_bounds(x + project(x_adv - x, inputs.eps, self.norm), lo, hi)
         if model.levels is not None:
             x_adv = quantize(x, x_adv, inputs.eps, self.norm, lo, hi, model.levels)
         # Untargeted samples the model already gets wrong need no perturbation.
         if not inputs.targeted:
             already = inputs.is_adversarial(inputs.pred_clean)
-            x_adv = torch.where(already.reshape((-1,) + (1,) * (x.ndim - 1)), x, x_adv)
+            if bool(already.any()):
+                # Those rows of x, copied exactly (a broadcast where() costs ~10x more).
+                rows = already.nonzero()[:, 0]
+                x_adv.index_copy_(0, rows, x.index_select(0, rows))  # x_adv is fresh here
         if inputs.x_given is not None:
             # A sample left at the grid point of a near-grid input comes back as the
             # caller gave it, bit for bit: eps=0 and samples already fooled never move.
@@ -534,8 +554,15 @@ class Attack:
         pnorm = norms(x_adv - x, self.norm)
         tol = 1e-5 * max(1.0, inputs.eps) + 1e-6
         # One sync for all checks; written as "not inside" so that NaN fails them.
-        inside = (x_adv >= lo) & (x_adv <= hi)
-        if bool(raw_bad | ~(pnorm <= inputs.eps + tol).all() | ~inside.all()):
+        numbers = scalar_bounds(lo, hi)
+        if numbers is not None and x_adv.numel() > 0:
+            # Its least and largest values against the bounds as numbers (in x_adv's dtype);
+            # NaN propagates into both.
+            mn, mx = torch.aminmax(x_adv)
+            inside = (mn >= numbers[0]) & (mx <= numbers[1])
+        else:
+            inside = ((x_adv >= lo) & (x_adv <= hi)).all()
+        if bool(raw_bad | ~(pnorm <= inputs.eps + tol).all() | ~inside):
             raise InternalError(
                 f"{type(self).__name__} produced a result outside the eps-ball or the bounds, "
                 f"or not finite (max norm {pnorm.max().item():.6g} for eps "
@@ -597,7 +624,19 @@ def _from_numpy(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a)
 
 
-def _as_input(x: Any) -> torch.Tensor:
+def _all_finite(x: torch.Tensor) -> torch.Tensor:
+    """Whether every element is finite, as a 0-d bool tensor.
+
+    From the least and largest values (NaN propagates into both, an infinity is
+    one of them): a float reduction, ~15x faster than ``isfinite(x).all()``.
+    """
+    if x.numel() == 0:
+        return torch.ones((), dtype=torch.bool, device=x.device)
+    return torch.isfinite(torch.stack(torch.aminmax(x))).all()
+
+
+def _as_input(x: Any) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+    """The validated input tensor and its least and largest values (None when empty)."""
     if isinstance(x, np.ndarray):
         x = _from_numpy(x)
     if not isinstance(x, torch.Tensor):
@@ -620,9 +659,12 @@ def _as_input(x: Any) -> torch.Tensor:
         raise InputError("x is an empty batch (N = 0); pass at least one input.")
     if not torch.is_floating_point(x) or x.dtype.itemsize > 8:
         raise ShapeError(f"x has dtype {x.dtype}; {_NOT_FLOAT_HINT}")
-    if not bool(torch.isfinite(x).all()):
+    if x.numel() == 0:  # no features: nothing to check
+        return x, None
+    lo, hi = torch.aminmax(x)  # NaN propagates into both; an infinity is one of them
+    if not bool(torch.isfinite(torch.stack((lo, hi))).all()):
         raise InputError("x contains NaN or infinite values; attacks need finite inputs.")
-    return x
+    return x, (lo, hi)
 
 
 def _check_bounds_shape(lo: torch.Tensor, hi: torch.Tensor, x: torch.Tensor) -> None:

@@ -10,6 +10,7 @@ import torch
 from hoodwink._validation import Boolean, Interval, Options
 from hoodwink.attacks._norms import (
     GridSnap,
+    GridUnits,
     clip_to_bounds,
     project,
     random_start,
@@ -48,8 +49,22 @@ class PGD(GradientAttack):
     and each sample keeps its best iterate: the first adversarial one (or, with
     ``early_stop=False``, the adversarial one of highest loss), else the one of
     highest loss. When the model has quantisation ``levels``, every iterate is
-    judged (and differentiated) at its grid-snapped point, so what is returned
-    is adversarial *on the grid*.
+    judged (and differentiated) at a grid point, so what is returned is
+    adversarial *on the grid*.
+
+    On a grid, L∞ iterates are kept in grid units, ``k = (x_adv - lower) / step``
+    (Madry et al.'s step, measured in grid steps): a step adds
+    ``stepsize / step * sign(grad)`` to ``k`` and clamps it to the box of whole
+    grid steps within the eps-ball, ``k(x) ± floor(eps / step)`` intersected
+    with ``[0, levels - 1]``; the model sees the grid point of ``round(k)``, written
+    as :func:`~hoodwink.attacks._norms.quantize` writes it. Every iterate is thus
+    within the bounds, within eps (in whole grid steps), and exactly a grid point
+    (saving it as an 8-bit image changes nothing); the base class still snaps,
+    checks and re-judges the result. This is half the per-step work of stepping
+    in input units and snapping each iterate, and its iterates differ from that
+    scheme's where the ball's edge is not a grid point (eps 0.1 on an 8-bit grid
+    is 25.5 steps): an iterate stops at the last whole step instead of half a step
+    beyond it. L2 and L1 iterates are snapped with ``quantize`` after each step.
 
     Threat model: white box (input gradients), untargeted or targeted,
     L∞, L2 or L1 ball of radius ``eps``.
@@ -116,7 +131,9 @@ class PGD(GradientAttack):
         #   its iterate, loss and logits, and one batched pass picks each sample's
         #   best (_pick_best) when the restart ends or the first sample leaves.
         # - The L∞ step clamps to a per-restart box (the eps-ball intersected with the
-        #   bounds) in one op; the grid snap reuses what depends only on x (GridSnap).
+        #   bounds) in one op. On a grid the box is in grid units and the iterate is
+        #   rounded to a grid point (GridUnits): step, clamp, round, divide. L2/L1
+        #   snap each iterate with quantize (GridSnap).
         dmodel = cast(DifferentiableClassifier, model)
         x, eps, n = inputs.x, inputs.eps, inputs.x.shape[0]
         lo, hi = model.bounds
@@ -160,12 +177,16 @@ class PGD(GradientAttack):
             xc = xa
             if self.random_start:
                 xc = clip_to_bounds(xa + random_start(xa, eps, self.norm, inputs.generator), lo, hi)
-            if linf:
+            # L∞ on a grid: iterates in grid units (GridUnits), kc; otherwise xc.
+            grid = GridUnits(xa, eps, lo, hi, levels) if levels and linf else None
+            snap = GridSnap(xa, eps, self.norm, lo, hi, levels) if levels and not linf else None
+            if grid is not None:
+                rate = grid.rate(stepsize)
+                # Without a random start the first iterate is x, exactly its own index.
+                kc = grid.start(xc) if self.random_start else grid.k_x.clone()
+            elif linf:
                 box_lo = torch.maximum(xa - eps, lo)
                 box_hi = torch.minimum(xa + eps, hi)
-            snap = GridSnap(xa, eps, self.norm, lo, hi, levels) if levels else None
-            if snap is not None and linf:
-                snap.promise_box(box_lo, box_hi)  # every stepped iterate is clamped to it
             # Take the iterate itself as the best, not a copy, when every sample improves
             # (most steps at batch 500); one sync per step, so on the CPU only.
             alias = _REUSE_ITERATE and x.device.type == "cpu"
@@ -174,8 +195,13 @@ class PGD(GradientAttack):
                 [] if xa.numel() * (self.steps + 1) <= _HISTORY_ELEMENTS else None)
             for t in range(self.steps + 1):
                 clean_pass = need_clean and r == 0 and t == 0
-                # x is on the grid already: snapping it could only move it by an ulp.
-                xq = snap(xc, inside=t > 0) if snap is not None and not clean_pass else xc
+                if grid is not None:
+                    # x is its own grid point, bit for bit: the first pass without a
+                    # random start is at x itself.
+                    xq = xa if t == 0 and not self.random_start else grid.point(kc)
+                else:
+                    # x is on the grid already: snapping it could only move it by an ulp.
+                    xq = snap(xc) if snap is not None and not clean_pass else xc
                 if t < self.steps:
                     loss, logits, grad = dmodel.loss_gradient(
                         xq, lab, loss=self.loss, targeted=targeted)
@@ -240,13 +266,20 @@ class PGD(GradientAttack):
                     idx = k if idx is None else idx[keep]
                     if idx.numel() == 0:
                         break
-                    xa, xc, lab, grad = xa[k], xc[k], lab[k], grad[k]
+                    xa, lab, grad = xa[k], lab[k], grad[k]
                     a_best, a_loss, a_adv = a_best[k], a_loss[k], a_adv[k]
-                    if linf:
-                        box_lo, box_hi = box_lo[k], box_hi[k]
-                    if snap is not None:
-                        snap = snap.subset(k)
-                if linf:
+                    if grid is not None:
+                        kc, grid = kc[k], grid.subset(k)
+                    else:
+                        xc = xc[k]
+                        if linf:
+                            box_lo, box_hi = box_lo[k], box_hi[k]
+                        if snap is not None:
+                            snap = snap.subset(k)
+                if grid is not None:
+                    # In place: kc is this loop's own (every point is a fresh tensor).
+                    grid.step_(kc, grad.sign_(), rate)
+                elif linf:
                     # A new tensor (earlier iterates may be kept), then in place.
                     xc = torch.add(xc, grad.sign_(), alpha=stepsize).clamp_(box_lo, box_hi)
                 else:
