@@ -239,7 +239,7 @@ def measure_memory(case: Case, args: argparse.Namespace) -> dict[str, dict[str, 
             cmd = [
                 sys.executable, __file__, "--child", f"{case.key}:{run}", "--device",
                 args.device, "--steps", str(args.steps), "--threads", str(args.threads),
-            ]
+            ] + (["--flush-denormal"] if args.flush_denormal else [])
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 raise RuntimeError(f"memory child {case.key}:{run} failed:\n{proc.stderr}")
@@ -380,9 +380,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default=",".join(c.key for c in CASES),
                    help="comma-separated subset of: " + ", ".join(c.key for c in CASES))
     p.add_argument("--out", type=Path, default=RESULTS, help="JSON record to write")
+    p.add_argument("--flush-denormal", action="store_true",
+                   help="flush subnormal floats to zero (torch.set_flush_denormal) in both "
+                        "the floor and PGD, to separate the model's subnormal arithmetic at "
+                        "adversarial iterates from hoodwink's own overhead")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.flush_denormal:
+        torch.set_flush_denormal(True)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA device is available")
@@ -423,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python", "bench/overhead.py", *(argv or sys.argv[1:])]),
         "config": {"steps": args.steps, "repeats": args.repeats, "eps": EPS, "norm": "linf",
                    "memory_repeats": args.memory_repeats, "floor_step": TINY,
+                   "flush_denormal": bool(args.flush_denormal),
                    "targets": {"time_ratio": TIME_TARGET, "memory_ratio": MEMORY_TARGET}},
         "machine": facts,
         "results": rows,
