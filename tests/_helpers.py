@@ -7,6 +7,8 @@ for its conftest.py.
 from __future__ import annotations
 
 import numpy as np
+import torch
+from torch import nn
 
 #: A user's model file: a 3-class linear model on 2x3 inputs where class c scores
 #: 4 * x[0, c], so the true class of an input is the argmax of its first row
@@ -46,3 +48,19 @@ def uint8_samples(n: int = 12, seed: int = 0) -> np.ndarray:
     for i in range(n):
         x[i, 0] = rng.choice(256, 3, replace=False)
     return x
+
+
+#: Shapes of the tiny linear model of :func:`linear_net`: N samples, D features, C classes.
+N, D, C = 4, 6, 3
+
+
+def linear_net() -> nn.Module:
+    """A seeded ``nn.Linear(D, C)`` in eval mode."""
+    torch.manual_seed(0)
+    return nn.Linear(D, C).eval()
+
+
+def inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    """N seeded inputs in [0, 1) of D features, with labels 0, 1, 2, 0."""
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(N, D, generator=g), torch.tensor([0, 1, 2, 0])

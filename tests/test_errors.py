@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from _helpers import C, D, inputs, linear_net  # noqa: E402
 from hoodwink import FGSM, PGD, Capabilities, Classifier, TorchClassifier, errors
 from hoodwink.errors import (
     CapabilityError,
@@ -22,18 +23,6 @@ from hoodwink.errors import (
     ShapeError,
     TrainingModeWarning,
 )
-
-N, D, C = 4, 6, 3
-
-
-def linear_net() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Linear(D, C).eval()
-
-
-def inputs() -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    return torch.rand(N, D, generator=g), torch.tensor([0, 1, 2, 0])
 
 
 def mode_snapshot(module: nn.Module) -> tuple[list[bool], list[bool]]:

@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from _helpers import LINEAR_NET_SRC
+from _helpers import LINEAR_NET_SRC, C, D, N, inputs, linear_net  # noqa: E402
 from hoodwink import FGSM, PGD, TorchClassifier
 from hoodwink.errors import (
     CapabilityError,
@@ -27,18 +27,6 @@ from hoodwink.errors import (
     ShapeError,
 )
 from hoodwink.models import Normalize, load_model
-
-N, D, C = 4, 6, 3
-
-
-def linear_net() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Linear(D, C).eval()
-
-
-def inputs() -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    return torch.rand(N, D, generator=g), torch.tensor([0, 1, 2, 0])
 
 
 class Wrap(nn.Module):
