@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from hoodwink.cli.linear import app
@@ -68,7 +69,9 @@ def test_train_exits_3_when_a_sanity_check_fires(tmp_path: Path) -> None:
     assert "InitialLossWarning" in res.output and "init_std" in res.output
 
 
-def test_library_errors_exit_2_with_one_line(tmp_path: Path) -> None:
+def test_library_errors_exit_2_with_one_line(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a refused command must leave no default out/ folder
     res = runner.invoke(app, ["templates", "--model", str(tmp_path / "missing.safetensors")])
     assert res.exit_code == 2
     assert "No model file" in res.output
@@ -78,3 +81,4 @@ def test_library_errors_exit_2_with_one_line(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "one label per image" in res.output
     res = runner.invoke(app, ["train", "--data", "synthetic", "--kind", "knn"])
     assert res.exit_code == 2 and "'--kind'" in res.output
+    assert not (tmp_path / "out").exists()

@@ -160,6 +160,7 @@ def train_cmd(
 
     def go() -> None:
         check_output(out, "linear-train", files=("model.safetensors",))
+        loss_kind = _kind(kind)  # every option is checked before a folder is made
         import warnings
 
         from hoodwink.studies.linear.experiments import train
@@ -170,7 +171,7 @@ def train_cmd(
                 warnings.catch_warnings():
             warnings.simplefilter("ignore")  # flags are printed below, once
             rec = train.run(
-                d, kind=_kind(kind), init_std=init_std, lr=lr, weight_decay=weight_decay,
+                d, kind=loss_kind, init_std=init_std, lr=lr, weight_decay=weight_decay,
                 epochs=epochs, batch_size=batch_size, momentum=momentum, seed=seed,
                 model_file=folder / "model.safetensors", progress=update,
             )
