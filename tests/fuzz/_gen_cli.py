@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
+from hoodwink._validation import parse_index
+
 from ._oracle import Case
 from ._values import remove, scratch
 
@@ -117,7 +119,9 @@ def cli_calls(draw: Any, *, strict_message: bool = False) -> Case:
             continue
         odd = draw(st.sampled_from([False, False, False, True]))
         v = draw(st.sampled_from(ODD_TOKENS)) if odd or not vals else draw(st.sampled_from(vals))
-        if opt in _COST and v.strip().lstrip("-").isdigit() and int(v) > 5 and opt != "--index":
+        # ASCII digits only: str.isdigit also accepts "²", which int() refuses.
+        amount = parse_index(v)
+        if opt in _COST and amount is not None and amount > 5 and opt != "--index":
             v = "2"
         args += [opt, v]
     junk = draw(st.sampled_from([[], [], [], ["--bogus"], ["extra"], ["--eps"]]))
