@@ -60,3 +60,18 @@ def test_normalize_refuses_statistics_that_overflow_float32() -> None:
         Normalize(2147483648, 1e-30, 2)
     out = Normalize(0.5, 1e-30, 1)(torch.full((1, 1, 2, 2), 0.5))  # the edge that stays finite
     assert bool(torch.isfinite(out).all())
+
+
+@pytest.mark.parametrize("study", ["dream", "background", "transfer"])
+def test_every_study_refuses_a_seed_the_generator_cannot_take(study: str) -> None:
+    """dream --seed 2**64 crashed with "Overflow when unpacking long long" (long fuzz run)."""
+    from hoodwink.studies import background, transfer
+
+    with pytest.raises(ConfigError, match="'seed' parameter .* \\[0, 2\\*\\*64 - 1\\]"):
+        if study == "dream":
+            dream.run(_tiny(), 0, shape=(1, 4, 4), seed=2**64)
+        elif study == "background":
+            background.background_class_study(seed=2**64)
+        else:
+            transfer.transfer_study(_tiny(), {"t": _tiny()}, torch.rand(2, 1, 4, 4),
+                                    torch.tensor([0, 1]), seed=2**64)

@@ -694,3 +694,21 @@ def parse_index(text: str) -> int | None:
     sign = -1 if s[:1] == "-" else 1
     digits = body.lstrip("0") or "0"
     return sign * (10**100 if len(digits) > 100 else int(digits))
+
+
+#: Largest seed a ``torch.Generator`` accepts (``manual_seed`` takes the 64-bit unsigned range).
+MAX_SEED = 2**64 - 1
+
+
+def check_seed(owner: str, name: str, value: Any) -> int:
+    """A seed for ``torch.Generator().manual_seed``: an int in [0, 2**64 - 1].
+
+    >>> check_seed("dream", "seed", np.int64(7))
+    7
+    >>> check_seed("dream", "seed", 2**64)
+    Traceback (most recent call last):
+    ...
+    hoodwink.errors.ConfigError: The 'seed' parameter of dream must be an int in [0, 2**64 - 1]. ...
+    """
+    return check_int(owner, name, value, low=0, high=MAX_SEED)
+

@@ -31,7 +31,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from hoodwink._validation import check_int
+from hoodwink._validation import check_int, check_seed
 from hoodwink.attacks.pgd import MAX_STEPS
 from hoodwink.errors import ConfigError
 from hoodwink.models.torch import TorchClassifier
@@ -318,7 +318,7 @@ def background_class_study(
     epochs_per_round = check_int(_OWNER, "epochs_per_round", epochs_per_round, low=1)
     steps = check_int(_OWNER, "steps", steps, low=1, high=MAX_STEPS)
     batch_size = check_int(_OWNER, "batch_size", batch_size, low=1)
-    seed = check_int(_OWNER, "seed", seed, low=0)
+    seed = check_seed(_OWNER, "seed", seed)
     if retrain not in ("finetune", "scratch"):
         raise ConfigError(
             f"The 'retrain' parameter of background_class_study must be 'finetune' or "

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 import torch
 import torch.nn.functional as F
 
-from hoodwink._validation import check_choice, check_int, check_real
+from hoodwink._validation import check_choice, check_int, check_real, check_seed
 from hoodwink.attacks._norms import clip_to_bounds, on_grid, steepest_step
 from hoodwink.attacks.pgd import MAX_STEPS
 from hoodwink.errors import ConfigError, InternalError
@@ -247,7 +247,7 @@ def dream(
     smoothness = check_real("dream", "smoothness", smoothness, low=0)
     blur = check_real("dream", "blur", blur, low=0)
     blur_every = check_int("dream", "blur_every", blur_every, low=1)
-    seed = check_int("dream", "seed", seed, low=0)
+    seed = check_seed("dream", "seed", seed)
     report = as_callback(progress)
     norm = check_choice("dream", "norm", norm, _NORMS)
     if shape is not None and (

@@ -51,7 +51,7 @@ from typing import Any, Literal, cast
 import numpy as np
 import torch
 
-from hoodwink._validation import check_int, check_real
+from hoodwink._validation import check_int, check_real, check_seed
 from hoodwink.attacks._norms import clip_to_bounds, quantize
 from hoodwink.attacks.base import Attack
 from hoodwink.attacks.fgsm import FGSM
@@ -365,7 +365,7 @@ def transfer_study(
     models = _check_models(source_model, target_models, source_name)
     eps_t = _check_eps(eps)
     steps = int(check_int("transfer_study", "steps", steps, low=1))
-    seed = int(check_int("transfer_study", "seed", seed, low=0))
+    seed = check_seed("transfer_study", "seed", seed)
     attack_map = _build_attacks(attacks, steps, seed)
     if targeted is not None and not isinstance(targeted, bool):
         raise ConfigError(
