@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import sys
 import uuid
 from dataclasses import dataclass
@@ -152,7 +153,10 @@ def cli_calls(draw: Any, *, strict_message: bool = False) -> Case:
         if res.exit_code not in (0, 2, 3):
             return [f"exit code: {res.exit_code} (documented: 0, 2, 3)"]
         if strict_message and res.exit_code == 2 and "--debug" not in argv:
-            lines = [ln for ln in (res.stderr or "").splitlines() if ln.strip()]
+            # Progress lines (piped: "label: 40% (2/5), 1s elapsed") may precede the error;
+            # the error itself must be one line.
+            lines = [ln for ln in (res.stderr or "").splitlines()
+                     if ln.strip() and not _PROGRESS_LINE.match(ln)]
             if len(lines) != 1:
                 return [f"message: exit 2 with {len(lines)} lines, not one: {lines[:3]!r}"]
         return []
@@ -160,6 +164,10 @@ def cli_calls(draw: Any, *, strict_message: bool = False) -> Case:
     return Case("cli" if not strict_message else "cli_message", call, check, timeout=60,
                 repro="hoodwink " + " ".join(argv_t),
                 refused=lambda ra: ra[0].exit_code == 2)
+
+
+#: A line of hoodwink.cli._progress.PipedProgress.
+_PROGRESS_LINE = re.compile(r"^[^:]+: (\d+% \(\d+/\d+\)|\d+)( eta \S+)?, \S+ elapsed")
 
 
 @dataclass
