@@ -510,27 +510,6 @@ def test_pgd_deferred_judging_is_exact(monkeypatch: pytest.MonkeyPatch, early_st
     assert 0 < int(batched.success.sum())
 
 
-def test_grid_snap_equals_quantize() -> None:
-    """GridSnap (per-restart precomputation) is quantize bit for bit, subsets included."""
-    from hoodwink.attacks._norms import GridSnap, quantize
-
-    g = torch.Generator().manual_seed(0)
-    for levels in (2, 16, 256):
-        lo, hi = torch.tensor(-0.5), torch.tensor(1.5)
-        step = (hi - lo) / (levels - 1)
-        x = lo + (torch.randint(0, levels, (7, 2, 3), generator=g) * (hi - lo)) / (levels - 1)
-        for norm in ("linf", "l2"):
-            for eps in (0.0, 0.3 * float(step), 2.5 * float(step), 0.7):
-                # Half-way points between grid levels too: ties must round the same way.
-                xa = x + torch.randint(-6, 7, x.shape, generator=g) * step / 2
-                xa = torch.clamp(xa, lo, hi)
-                snap = GridSnap(x, eps, norm, lo, hi, levels)  # type: ignore[arg-type]
-                assert torch.equal(snap(xa), quantize(x, xa, eps, norm, lo, hi, levels))  # type: ignore[arg-type]
-                keep = torch.tensor([True, False, True, True, False, False, True])
-                assert torch.equal(snap.subset(keep)(xa[keep]),
-                                   quantize(x[keep], xa[keep], eps, norm, lo, hi, levels))  # type: ignore[arg-type]
-
-
 # ------------------------------------------------------------ scalar-bound checks
 @pytest.mark.parametrize("per_feature", [False, True], ids=["scalar", "per-feature"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])

@@ -1,8 +1,6 @@
 """Grid arithmetic: fast paths are `quantize` bit for bit; PGD L∞ grid iterates are grid points.
 
-`GridSnap` computes `quantize`'s arithmetic with fewer full-size ops: the division and
-the subtraction of x's grid index as one `addcdiv`, and no clamp for iterates known to lie
-in a box where the clamp cannot bind (`promise_box`). With 0-d bounds `quantize`,
+With 0-d bounds `quantize`,
 `snap_point` and `on_grid` use the bounds as Python numbers (vectorised ops); these must
 give exactly what the original tensor arithmetic (`_quantize_ref`, `_on_grid_ref` below)
 gives. PGD takes an improving iterate as its best without copying it, which must change
@@ -23,7 +21,7 @@ from torch import nn
 
 import hoodwink.attacks.pgd as pgd_module
 from hoodwink import PGD, TorchClassifier
-from hoodwink.attacks._norms import GridSnap, GridUnits, on_grid, quantize, snap_point
+from hoodwink.attacks._norms import GridUnits, on_grid, quantize, snap_point
 
 BOUNDS = [(0.0, 1.0), (-0.5, 1.5), (-1.0, 0.0)]
 
@@ -81,93 +79,11 @@ def _candidates(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, step: torch
     return out
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
-@pytest.mark.parametrize("bounds", BOUNDS, ids=lambda b: f"{b[0]}..{b[1]}")
-@pytest.mark.parametrize("levels", [2, 16, 256])
-def test_linf_snap_is_quantize(levels: int, bounds: tuple[float, float],
-                               dtype: torch.dtype) -> None:
-    """Random, half-way and box-edge points snap exactly as quantize does, in and out of the box."""
-    g = torch.Generator().manual_seed(levels)
-    lo, hi = torch.tensor(bounds[0], dtype=dtype), torch.tensor(bounds[1], dtype=dtype)
-    step = (hi - lo) / (levels - 1)
-    x = _grid_x(lo, hi, levels, (6, 5, 7), g, dtype)
-    span = bounds[1] - bounds[0]
-    for eps in (0.0, 0.5 * float(step), float(step), 2.5 * float(step), 8 * span / 255,
-                0.1 * span, 25.5 * float(step), 1.3 * span):
-        xx = x.repeat(5, 1, 1)
-        cand = _candidates(x, lo, hi, step, eps, g)
-        ref = quantize(xx, cand, eps, "linf", lo, hi, levels)
-        snap = GridSnap(xx, eps, "linf", lo, hi, levels)
-        assert torch.equal(snap(cand), ref)
-        # Points outside the box (inside=False) are still snapped exactly.
-        wild = cand + (torch.rand(cand.shape, generator=g, dtype=dtype) - 0.5) * 4 * eps
-        wild = torch.clamp(wild, lo, hi)
-        assert torch.equal(snap(wild), quantize(xx, wild, eps, "linf", lo, hi, levels))
-        snap.promise_box(torch.maximum(xx - eps, lo), torch.minimum(xx + eps, hi))
-        assert torch.equal(snap(cand, inside=True), ref)
-        keep = torch.rand(xx.shape[0], generator=g) < 0.5
-        assert torch.equal(snap.subset(keep)(cand[keep], inside=True), ref[keep])
-
-
-def test_promise_box_skips_the_clamp_only_where_it_cannot_bind() -> None:
-    """8/255 on the 8-bit grid: the clamp is dropped; 0.1 (25.5 steps): it is kept."""
-    g = torch.Generator().manual_seed(0)
-    lo, hi = torch.tensor(0.0), torch.tensor(1.0)
-    x = _grid_x(lo, hi, 256, (20, 28, 28), g, torch.float32)
-    for eps, skips in ((8 / 255, True), (0.1, False), (3 / 255, True)):
-        snap = GridSnap(x, eps, "linf", lo, hi, 256)
-        snap.promise_box(torch.maximum(x - eps, lo), torch.minimum(x + eps, hi))
-        assert snap._inner is skips
-        cand = _candidates(x, lo, hi, (hi - lo) / 255, eps, g)
-        xx = x.repeat(5, 1, 1)
-        snap = GridSnap(xx, eps, "linf", lo, hi, 256)
-        snap.promise_box(torch.maximum(xx - eps, lo), torch.minimum(xx + eps, hi))
-        assert torch.equal(snap(cand, inside=True), quantize(xx, cand, eps, "linf", lo, hi, 256))
-
-
-def test_per_feature_bounds_snap_is_quantize() -> None:
-    """Per-feature bounds (tabular) take the unfused path and stay exact."""
-    g = torch.Generator().manual_seed(3)
-    lo = torch.linspace(-3, 0, 12).reshape(3, 4)
-    hi = lo + torch.linspace(0.5, 5, 12).reshape(3, 4)
-    x = _grid_x(lo, hi, 16, (8, 3, 4), g, torch.float32)
-    for eps in (0.1, 0.4, 1.0):
-        step = (hi - lo) / 15
-        cand = _candidates(x, lo, hi, step, eps, g)
-        xx = x.repeat(5, 1, 1)
-        snap = GridSnap(xx, eps, "linf", lo, hi, 16)
-        snap.promise_box(torch.maximum(xx - eps, lo), torch.minimum(xx + eps, hi))
-        assert torch.equal(snap(cand, inside=True), quantize(xx, cand, eps, "linf", lo, hi, 16))
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_addcdiv_is_a_division_then_one_addition(dtype: torch.dtype) -> None:
-    """The fused op rounds as `x / step - k` does (no reciprocal, no single rounding)."""
-    g = torch.Generator().manual_seed(1)
-    step = torch.tensor(1.0, dtype=dtype) / 255
-    x = torch.cat([torch.rand(1 << 20, generator=g, dtype=dtype),
-                   (torch.arange(0, 511, dtype=dtype) / 2) * step,  # ties
-                   torch.arange(0, 256, dtype=dtype) / 255])
-    k = torch.round(torch.rand(x.shape, generator=g, dtype=dtype) * 255)
-    assert torch.equal(torch.addcdiv(-k, x, step), torch.div(x, step) - k)
-
-
 # ---------------------------------------------------------------------- PGD before/after
-class _ReferenceSnap(GridSnap):
-    """GridSnap as plain quantize: no fused op, never skips the clamp."""
-
-    def promise_box(self, box_lo: torch.Tensor, box_hi: torch.Tensor) -> None:
-        self._inner = False
-
-    def __call__(self, x_adv: torch.Tensor, *, inside: bool = False) -> torch.Tensor:
-        return quantize(self.x, x_adv, self.eps, self.norm, self.lower, self.upper, self.levels)
-
-
 def _pgd_pair(monkeypatch: pytest.MonkeyPatch, attack: PGD, model: TorchClassifier,
               x: torch.Tensor, y: torch.Tensor, eps: float, **kw: Any) -> tuple[Any, Any]:
     fast = attack(model, x, y, eps=eps, **kw)
     with monkeypatch.context() as m:
-        m.setattr(pgd_module, "GridSnap", _ReferenceSnap)
         m.setattr(pgd_module, "_REUSE_ITERATE", False)
         ref = attack(model, x, y, eps=eps, **kw)
     return fast, ref
@@ -179,10 +95,7 @@ def _pgd_pair(monkeypatch: pytest.MonkeyPatch, attack: PGD, model: TorchClassifi
 @pytest.mark.parametrize("history", [0, 2**21], ids=["each-step", "deferred"])
 def test_pgd_on_a_grid_is_unchanged(monkeypatch: pytest.MonkeyPatch, norm: str, levels: int,
                                     bounds: tuple[float, float], history: int) -> None:
-    """PGD with the fast snap and iterate reuse returns exactly what the plain path returns.
-
-    For L∞ the iterates are GridUnits points (no GridSnap): this checks iterate reuse.
-    """
+    """PGD with iterate reuse returns exactly what the plain path (a copy each step) returns."""
     monkeypatch.setattr(pgd_module, "_HISTORY_ELEMENTS", history)
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 5)).eval()

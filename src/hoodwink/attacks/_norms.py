@@ -12,7 +12,6 @@ from typing import Literal
 import torch
 
 __all__ = [
-    "GridSnap",
     "GridUnits",
     "NormName",
     "clip_to_bounds",
@@ -276,121 +275,6 @@ def snap_point(x: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
     return k.div_(levels - 1).add_(lo)
 
 
-class GridSnap:
-    """:func:`quantize` around a fixed ``x``, with the parts that depend only on ``x`` done once.
-
-    ``GridSnap(x, eps, norm, lower, upper, levels)(x_adv)`` equals
-    ``quantize(x, x_adv, eps, norm, lower, upper, levels)`` bit for bit. Attacks
-    snap every iterate around the same ``x`` (PGD does so in L2 and L1; its L∞
-    iterates walk in grid units, :class:`GridUnits`); for L∞ this halves the work per
-    call (4 or 5 elementwise ops instead of 17 for bounds (0, 1); at most 8 for
-    others). :meth:`subset` follows the attack's
-    active samples; :meth:`promise_box` lets iterates known to lie in a box skip
-    the clamp where it cannot bind.
-    """
-
-    def __init__(
-        self,
-        x: torch.Tensor,
-        eps: float,
-        norm: NormName,
-        lower: torch.Tensor,
-        upper: torch.Tensor,
-        levels: int,
-        *,
-        _state: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
-    ) -> None:
-        self.x, self.eps, self.norm = x, eps, norm
-        self.lower, self.upper, self.levels = lower, upper, levels
-        self.span = upper - lower
-        self.step = self.span / (levels - 1)
-        self._inner = False  # see promise_box
-        if norm != "linf":
-            return
-        # Bounds (0, 1), the usual case: subtracting 0 and multiplying by 1 change no
-        # bit, so those two full-size ops are skipped.
-        self._shift = not bool((lower == 0).all())
-        self._scale = not bool((self.span == 1).all())
-        if _state is not None:
-            self.k_x, self.k_lo, self.k_hi, self._neg_k_x = _state
-        else:
-            # As in quantize: k = clamp(round(offset), -kmax, kmax), then k_x + k clamped
-            # to [0, levels - 1]. For whole numbers that equals clamping k to
-            # [max(-kmax, -k_x), min(kmax, levels - 1 - k_x)], computed here once.
-            self.k_x = torch.round((x - lower) / self.step)
-            e = torch.as_tensor(eps, dtype=x.dtype, device=x.device)
-            kmax = torch.floor(e / self.step + 1e-6)
-            self.k_lo = torch.maximum(-kmax, -self.k_x)
-            self.k_hi = torch.minimum(kmax, (levels - 1) - self.k_x)
-            self._neg_k_x = -self.k_x
-        # offset / step - k_x as one addcdiv (-k_x + offset / step): a division, then
-        # one rounded addition, as in quantize. Only where every operand has x's dtype
-        # and that dtype computes in itself (float16 would compute in float32).
-        self._fused = x.dtype in (torch.float32, torch.float64) \
-            and self.step.dtype == x.dtype and self.step.ndim == 0
-
-    def subset(self, keep: torch.Tensor) -> GridSnap:
-        """The same snap for the samples ``keep`` (a mask or index) of ``x``."""
-        state = (self.k_x[keep], self.k_lo[keep], self.k_hi[keep], self._neg_k_x[keep]) \
-            if self.norm == "linf" else None
-        snap = GridSnap(self.x[keep], self.eps, self.norm, self.lower, self.upper, self.levels,
-                        _state=state)
-        snap._inner = self._inner  # holds for every subset too
-        return snap
-
-    def promise_box(self, box_lo: torch.Tensor, box_hi: torch.Tensor) -> None:
-        """Declare that each later ``x_adv`` passed with ``inside=True`` is in ``[box_lo, box_hi]``.
-
-        Each step of the snap (division, subtraction, rounding) is monotone, so the
-        rounded offsets of such an ``x_adv`` lie between those of ``box_lo`` and
-        ``box_hi``. Where those already lie within ``[k_lo, k_hi]`` everywhere (the
-        usual case for an eps of whole grid steps, such as 8/255 on an 8-bit grid),
-        the clamp cannot change anything and calls with ``inside=True`` skip it. One
-        check (and one device sync) per call of this method.
-        """
-        if self.norm != "linf":
-            return
-        if self.step.ndim == 0:
-            # An eps of a whole number of steps and a half or more (0.1 = 25.5/255): the
-            # clamp binds wherever the ball is inside the bounds; not worth the check.
-            whole = self.eps / float(self.step)
-            if math.floor(whole + 0.5) > math.floor(whole + 1e-6):
-                self._inner = False
-                return
-        lo_edge, hi_edge = self._offsets(box_lo), self._offsets(box_hi)
-        self._inner = bool(((lo_edge >= self.k_lo) & (hi_edge <= self.k_hi)).all())
-
-    def _offsets(self, x_adv: torch.Tensor) -> torch.Tensor:
-        """round((x_adv - lower) / step - k_x), quantize's arithmetic, in a fresh buffer."""
-        if self._shift:
-            k = torch.sub(x_adv, self.lower)
-            if self._fused:
-                k = torch.addcdiv(self._neg_k_x, k, self.step)
-            else:
-                k.div_(self.step).sub_(self.k_x)
-        elif self._fused:
-            k = torch.addcdiv(self._neg_k_x, x_adv, self.step)
-        else:
-            k = torch.div(x_adv, self.step).sub_(self.k_x)
-        return k.round_()
-
-    def __call__(self, x_adv: torch.Tensor, *, inside: bool = False) -> torch.Tensor:
-        """``quantize(x, x_adv, ...)``; ``inside``: ``x_adv`` lies in :meth:`promise_box`'s box."""
-        if self.norm != "linf":
-            return quantize(self.x, x_adv, self.eps, self.norm, self.lower, self.upper,
-                            self.levels)
-        # quantize's arithmetic, op for op, in place on one fresh buffer: at batch 500
-        # each allocation of a full-size result costs as much as the op itself.
-        k = self._offsets(x_adv)
-        if not (inside and self._inner):
-            k.clamp_(self.k_lo, self.k_hi)
-        k.add_(self.k_x)
-        if self._scale:
-            k.mul_(self.span)
-        k.div_(self.levels - 1)
-        return k.add_(self.lower) if self._shift else k
-
-
 class GridUnits:
     """L∞ iterates on a quantisation grid, kept as grid indices around a fixed ``x``.
 
@@ -404,7 +288,7 @@ class GridUnits:
     within eps (whole steps of at most eps), and unchanged by saving as 8-bit.
 
     Per step this is a step, a clamp, a rounding and a division (bounds (0, 1)),
-    where stepping in input units and snapping with :class:`GridSnap` takes twice
+    where stepping in input units and snapping each iterate with :func:`quantize` takes twice
     as many full-size ops. Iterates differ from that path's: the box is whole grid
     steps, so an iterate is never held half a step beyond the last reachable grid
     point, where the next step would start from.

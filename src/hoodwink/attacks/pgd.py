@@ -9,10 +9,10 @@ import torch
 
 from hoodwink._validation import Boolean, Interval, Options
 from hoodwink.attacks._norms import (
-    GridSnap,
     GridUnits,
     clip_to_bounds,
     project,
+    quantize,
     random_start,
     steepest_step,
 )
@@ -133,7 +133,7 @@ class PGD(GradientAttack):
         # - The L∞ step clamps to a per-restart box (the eps-ball intersected with the
         #   bounds) in one op. On a grid the box is in grid units and the iterate is
         #   rounded to a grid point (GridUnits): step, clamp, round, divide. L2/L1
-        #   snap each iterate with quantize (GridSnap).
+        #   snap each iterate with quantize.
         dmodel = cast(DifferentiableClassifier, model)
         x, eps, n = inputs.x, inputs.eps, inputs.x.shape[0]
         lo, hi = model.bounds
@@ -179,7 +179,8 @@ class PGD(GradientAttack):
                 xc = clip_to_bounds(xa + random_start(xa, eps, self.norm, inputs.generator), lo, hi)
             # L∞ on a grid: iterates in grid units (GridUnits), kc; otherwise xc.
             grid = GridUnits(xa, eps, lo, hi, levels) if levels and linf else None
-            snap = GridSnap(xa, eps, self.norm, lo, hi, levels) if levels and not linf else None
+            # L2/L1 on a grid: each iterate is snapped with quantize.
+            snap_levels = levels if levels and not linf else None
             if grid is not None:
                 rate = grid.rate(stepsize)
                 # Without a random start the first iterate is x, exactly its own index.
@@ -201,7 +202,8 @@ class PGD(GradientAttack):
                     xq = xa if t == 0 and not self.random_start else grid.point(kc)
                 else:
                     # x is on the grid already: snapping it could only move it by an ulp.
-                    xq = snap(xc) if snap is not None and not clean_pass else xc
+                    xq = (quantize(xa, xc, eps, self.norm, lo, hi, snap_levels)
+                          if snap_levels is not None and not clean_pass else xc)
                 if t < self.steps:
                     loss, logits, grad = dmodel.loss_gradient(
                         xq, lab, loss=self.loss, targeted=targeted)
@@ -274,8 +276,6 @@ class PGD(GradientAttack):
                         xc = xc[k]
                         if linf:
                             box_lo, box_hi = box_lo[k], box_hi[k]
-                        if snap is not None:
-                            snap = snap.subset(k)
                 if grid is not None:
                     # In place: kc is this loop's own (every point is a fresh tensor).
                     grid.step_(kc, grad.sign_(), rate)
