@@ -20,6 +20,7 @@ __all__ = [
     "project",
     "quantize",
     "random_start",
+    "range_diameter",
     "scalar_bounds",
     "snap_point",
     "steepest_step",
@@ -43,6 +44,16 @@ def norms(delta: torch.Tensor, norm: NormName) -> torch.Tensor:
         out: torch.Tensor = torch.linalg.vector_norm(flat, ord=2, dim=1)
         return out
     return flat.abs().sum(dim=1)
+
+
+def range_diameter(lower: torch.Tensor, upper: torch.Tensor, norm: NormName, dims: int) -> float:
+    """The whole input range in ``norm``: ``max(upper - lower) * dims ** (1/p)``.
+
+    A budget above it leaves an attack unconstrained; the attacks' EpsScaleWarning
+    and the CLI's budget policy both measure against it.
+    """
+    span = float((upper - lower).max())
+    return span * (1.0 if norm == "linf" else float(dims) ** (1.0 if norm == "l1" else 0.5))
 
 
 def scalar_bounds(lower: torch.Tensor, upper: torch.Tensor) -> tuple[float, float] | None:

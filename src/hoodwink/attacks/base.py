@@ -37,6 +37,7 @@ from hoodwink.attacks._norms import (
     on_grid,
     project,
     quantize,
+    range_diameter,
     scalar_bounds,
     snap_point,
 )
@@ -378,10 +379,8 @@ class Attack:
     def _check_eps(self, model: Classifier, eps: Any, x: Any) -> float:
         e: float = check_real(type(self).__name__, "eps", eps, low=0)
         lo, hi = model.bounds
-        span = float((hi - lo).max().item())
         dims = int(np.prod(tuple(x.shape[1:]))) if hasattr(x, "shape") else 1
-        diameter = span * (1.0 if self.norm == "linf" else dims ** (1.0 if self.norm == "l1" else
-                                                                      0.5))
+        diameter = range_diameter(lo, hi, self.norm, dims)
         if e > diameter:
             warnings.warn(
                 f"eps={e:g} is larger than the whole input range in {self.norm} "

@@ -230,9 +230,11 @@ def check_budget(eps: float, *, norm: str, model: Classifier, dims: int,
         ``eps`` exceeds the diameter; the message suggests ``eps/255`` where that
         reading is plausible.
     """
+    from hoodwink.attacks._norms import range_diameter
+
     lo, hi = model.bounds
     span = float((hi - lo).max())
-    diameter = span * (1.0 if norm == "linf" else float(dims) ** (1.0 if norm == "l1" else 0.5))
+    diameter = range_diameter(lo, hi, norm, dims)  # type: ignore[arg-type]
     if eps <= diameter:
         return
     shown = text.strip() if text is not None and len(text.strip()) <= 20 else f"{eps:.6g}"
