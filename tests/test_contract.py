@@ -239,9 +239,9 @@ def test_different_seeds_differ(spec: AttackSpec, norm: str, targeted: bool) -> 
 class Sloppy(Attack):
     """A buggy attack whose raw output ignores both the eps-ball and the bounds."""
 
-    def _run(self, model: Any, inputs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def _run(self, model: Any, inputs: Any) -> torch.Tensor:
         noise = torch.randn(inputs.x.shape, generator=inputs.generator, dtype=inputs.x.dtype)
-        return inputs.x + 10 * noise, torch.zeros(inputs.x.shape[0], dtype=torch.int64)
+        return inputs.x + 10 * noise
 
 
 @pytest.mark.parametrize("kind", ["image", "tabular"])
@@ -555,10 +555,10 @@ def test_sloppy_non_finite_output_is_an_internal_error() -> None:
     class NonFinite(Attack):
         value: float = float("inf")
 
-        def _run(self, model: Any, inputs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        def _run(self, model: Any, inputs: Any) -> torch.Tensor:
             out = inputs.x.clone()
             out[0, 0] = self.value
-            return out, torch.zeros(inputs.x.shape[0], dtype=torch.int64)
+            return out
 
     model, x, y, _ = make_data("image")
     for value in (float("inf"), float("-inf"), float("nan")):

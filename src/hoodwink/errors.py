@@ -22,7 +22,8 @@ Tree::
     HoodwinkWarning(UserWarning)
     ├── EpsScaleWarning                  eps looks like it is in 0..255 units
     ├── TrainingModeWarning              the model is in training mode
-    └── SanityWarning                    a sanity check of a training run fired
+    ├── SanityWarning                    a sanity check of a training run fired
+    └── StochasticModelWarning           the model answered the same input two ways
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ __all__ = [
     "OutOfBoundsError",
     "SanityWarning",
     "ShapeError",
+    "StochasticModelWarning",
     "TrainingModeWarning",
 ]
 
@@ -108,3 +110,7 @@ class TrainingModeWarning(HoodwinkWarning):
 
 class SanityWarning(HoodwinkWarning):
     """A sanity check fired (loss at initialisation, exploding loss, ...)."""
+
+
+class StochasticModelWarning(HoodwinkWarning):
+    """The model gave different answers for the same input: it is random."""

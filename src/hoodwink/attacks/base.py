@@ -15,7 +15,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ from hoodwink._validation import (
     reject,
     validate_fields,
 )
+from hoodwink.attacks._gate import QueryGate
 from hoodwink.attacks._norms import (
     NormName,
     clip_to_bounds,
@@ -52,11 +53,18 @@ from hoodwink.errors import (
     InternalError,
     OutOfBoundsError,
     ShapeError,
+    StochasticModelWarning,
 )
 from hoodwink.models.base import Classifier
 from hoodwink.progress import ProgressCallback, as_callback
 
-__all__ = ["Attack", "AttackInputs", "GradientAttack"]
+__all__ = ["Attack", "AttackInputs", "BlackBoxAttack", "GradientAttack", "Threat"]
+
+#: What an attack needs from the model: input gradients ("white-box"), scores
+#: (logits or probabilities), or only the predicted labels.
+Threat = Literal["white-box", "scores", "labels"]
+#: Largest ``max_queries`` of a black-box attack.
+MAX_QUERIES = 10**9
 
 _NORMS: tuple[str, ...] = ("linf", "l2", "l1")
 #: The largest seed torch.Generator.manual_seed takes.
@@ -109,6 +117,12 @@ class AttackInputs:
     # A one-slot box, so that an attack whose first pass is at x can hand the clean
     # predictions back (see Attack._first_pass_at_x) while the record stays frozen.
     _clean: list[torch.Tensor] = field(default_factory=list, repr=False)
+    # The model's scores at x when the clean pass asked for them (score attacks).
+    _clean_scores: list[torch.Tensor] = field(default_factory=list, repr=False)
+    # (x_adv as the attack returned it, the predictions the attack saw there): the base
+    # class compares them with its own verification pass to spot a random model.
+    _expected: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list,
+                                                               repr=False)
 
     @property
     def pred_clean(self) -> torch.Tensor:
@@ -145,6 +159,29 @@ class AttackInputs:
             raise InternalError("pred_clean was set twice; this is a hoodwink bug.")
         self._clean.append(pred.detach())
 
+    @property
+    def clean_scores(self) -> torch.Tensor | None:
+        """The model's scores at ``x`` (N, C) when the clean pass was a scores pass, else None."""
+        return self._clean_scores[0] if self._clean_scores else None
+
+    def set_clean_scores(self, scores: torch.Tensor) -> None:
+        """Record the scores of a pass at ``x`` over every sample (and the clean predictions)."""
+        if not self._clean_scores:
+            self._clean_scores.append(scores.detach())
+        if not self._clean:
+            self.set_pred_clean(scores.argmax(dim=1))
+
+    def expect(self, x_adv: torch.Tensor, pred: torch.Tensor) -> None:
+        """Tell the base class the model predicted ``pred`` at the returned ``x_adv``.
+
+        Black-box attacks call this with the predictions they saw at the
+        points they return. Where the verification pass at exactly those
+        points disagrees, the model answered the same input two ways, and the
+        base class warns (:class:`~hoodwink.errors.StochasticModelWarning`).
+        """
+        self._expected.clear()
+        self._expected.append((x_adv.detach(), pred.detach()))
+
     def is_adversarial(self, pred: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
         """Success criterion for predictions ``pred`` of samples ``idx`` (all if None)."""
         lab = self.labels if idx is None else self.labels[idx]
@@ -164,6 +201,10 @@ class Attack:
 
     #: Norms the attack supports.
     supported_norms: ClassVar[tuple[str, ...]] = _NORMS
+    #: What the attack needs from the model (see :data:`Threat`).
+    threat: ClassVar[Threat] = "labels"
+    #: Whether the attack can be targeted.
+    supports_targeted: ClassVar[bool] = True
     #: Whether the attack needs gradients from the model.
     needs_gradients: ClassVar[bool] = False
     #: Constraints of the subclass's parameters (see :mod:`hoodwink._validation`).
@@ -263,9 +304,9 @@ class Attack:
         # submodule and parameter on each step. The mode is still restored on error.
         evaluating = getattr(model, "evaluating", None)
         with evaluating() if callable(evaluating) else contextlib.nullcontext():
-            inputs, orig, checks = self._prepare(model, x, y, target, eps_f, report)
-            x_adv, queries = self._run(model, inputs)
-            return self._finish(model, inputs, orig, x_adv, queries + checks, t0, eps=eps_f)
+            inputs, orig, gate = self._prepare(model, x, y, target, eps_f, report)
+            x_adv = self._run(gate, inputs)
+            return self._finish(gate, inputs, orig, x_adv, t0, eps=eps_f)
 
     def sweep(
         self,
@@ -327,15 +368,24 @@ class Attack:
                                for r, e in zip(results, eps, strict=True)),
                      results=tuple(results), norm=self.norm, attack=repr(self))
 
-    def _run(self, model: Classifier, inputs: AttackInputs) -> tuple[torch.Tensor, torch.Tensor]:
-        """Produce adversarial inputs and per-sample query counts.
+    def _run(self, model: QueryGate, inputs: AttackInputs) -> torch.Tensor:
+        """Produce adversarial inputs (N, ...), like ``inputs.x``.
+
+        ``model`` is the :class:`~hoodwink.attacks._gate.QueryGate` over the
+        user's model: every call names the samples its rows belong to
+        (``rows=``), is counted, and is refused beyond ``max_queries``; check
+        ``model.remaining(rows)`` before querying.
 
         When :meth:`_first_pass_at_x` is True and ``inputs.has_pred_clean`` is
         False, the first model pass must be at ``inputs.x`` itself, for every
-        sample, and its predictions go to ``inputs.set_pred_clean`` before
-        ``pred_clean`` is read; that pass counts in the returned queries.
+        sample, and its predictions go to ``inputs.set_pred_clean`` (or its
+        scores to ``inputs.set_clean_scores``) before ``pred_clean`` is read.
         """
         raise NotImplementedError
+
+    def _budget(self) -> int | None:
+        """Most queries per sample, verification included (None: no limit)."""
+        return None
 
     def _first_pass_at_x(self) -> bool:
         """Whether :meth:`_run` can supply the clean predictions from its first pass.
@@ -361,11 +411,7 @@ class Attack:
                 f"{type(self).__name__} needs a hoodwink model; got {type(model).__name__}. "
                 "Wrap a torch module with hoodwink.TorchClassifier(module, bounds=...)."
             )
-        if self.needs_gradients and not model.capabilities.differentiable:
-            raise CapabilityError(
-                f"{type(self).__name__} is a gradient attack but {type(model).__name__} "
-                "provides no gradients. Use a score- or decision-based attack instead."
-            )
+        self._check_fits(model)
         dev = getattr(model, "device", None)
         lo, hi = model.bounds
         if any(d is not None and torch.device(d).type == "meta"
@@ -375,6 +421,28 @@ class Attack:
                 f"{type(self).__name__} cannot run it. Load the weights first (e.g. "
                 "module.to_empty(device='cpu') and load_state_dict) and wrap it again."
             )
+
+    def _check_fits(self, model: Classifier) -> None:
+        """Raise :class:`CapabilityError` when the model cannot give what the attack needs."""
+        caps = model.capabilities
+        gives = "labels only" if caps.output == "labels" else caps.output
+        if self.threat == "white-box" and not caps.differentiable:
+            problem = (f"{type(self).__name__} is a gradient attack (white box) but "
+                       f"{type(model).__name__} provides no gradients (it gives {gives}).")
+        elif self.threat == "scores" and caps.output == "labels":
+            problem = (f"{type(self).__name__} needs the model's scores, but "
+                       f"{type(model).__name__} gives labels only.")
+        else:
+            return
+        from hoodwink.attacks.registry import fitting
+
+        names = ", ".join(fitting(caps))
+        raise CapabilityError(
+            f"{problem} Attacks that fit this model: {names} (see `hoodwink attacks`)."
+            + (" A gradient attack can also run on estimated gradients: "
+               "EstimatedGradient(PGD(...))." if self.threat == "white-box"
+               and caps.output != "labels" else "")
+        )
 
     def _check_eps(self, model: Classifier, eps: Any, x: Any) -> float:
         e: float = check_real(type(self).__name__, "eps", eps, low=0)
@@ -394,11 +462,11 @@ class Attack:
     def _prepare(
         self, model: Classifier, x: Any, y: Any, target: Any, eps: float,
         progress: ProgressCallback | None = None,
-    ) -> tuple[AttackInputs, torch.Tensor, int]:
-        """Validate and move the inputs; also return the passes the base class makes.
+    ) -> tuple[AttackInputs, torch.Tensor, QueryGate]:
+        """Validate and move the inputs; also return the query gate the attack calls through.
 
-        The count is 2 (clean and verification passes) or 1 (verification only)
-        when the attack computes the clean predictions itself.
+        The gate has already counted the base class's clean pass when it made
+        one (it skips it when the attack computes the clean predictions itself).
         """
         xt, extremes = _as_input(x)
         device = _model_device(model, xt)
@@ -458,7 +526,15 @@ class Attack:
         # no clean pass of its own, unless the labels are those predictions or the
         # model learns its number of classes only from a first forward pass.
         own_clean = (y is None and target is None) or not self._first_pass_at_x()
-        pred_clean = model.predict(xd) if own_clean else None
+        gate = QueryGate(model, n, self._budget(), xd.device)
+        clean_scores: torch.Tensor | None = None
+        pred_clean: torch.Tensor | None = None
+        if own_clean:
+            if self.threat == "scores":
+                clean_scores = gate.scores(xd)
+                pred_clean = clean_scores.argmax(dim=1)
+            else:
+                pred_clean = gate.predict(xd)
         try:
             c = model.num_classes
         except ConfigError:
@@ -466,7 +542,7 @@ class Attack:
                 raise
             probed = self._probe_num_classes(model, xd)
             if probed is None:  # the model cannot run an empty batch: pay for one clean pass
-                own_clean, pred_clean = True, model.predict(xd)
+                own_clean, pred_clean = True, gate.predict(xd)
                 probed = model.num_classes
             c = probed
         y_t = _as_labels(y, n, c, "y", device) if y is not None else None
@@ -489,9 +565,11 @@ class Attack:
             x=xd, labels=labels, targeted=t_t is not None, eps=float(eps), y=y_t, generator=gen,
             progress=progress, x_given=x_given,
         )
-        if pred_clean is not None:
+        if clean_scores is not None:
+            inputs.set_clean_scores(clean_scores)
+        elif pred_clean is not None:
             inputs.set_pred_clean(pred_clean)
-        return inputs, xt, 2 if own_clean else 1
+        return inputs, xt, gate
 
     @staticmethod
     def _probe_num_classes(model: Classifier, x: torch.Tensor) -> int | None:
@@ -511,11 +589,10 @@ class Attack:
     # ------------------------------------------------------------------ guarantees
     def _finish(
         self,
-        model: Classifier,
+        gate: QueryGate,
         inputs: AttackInputs,
         orig: torch.Tensor,
         x_adv: torch.Tensor,
-        queries: torch.Tensor,
         t0: float,
         *,
         eps: float | None = None,
@@ -526,8 +603,15 @@ class Attack:
                 f"{type(self).__name__} returned shape {tuple(x_adv.shape)} for inputs of "
                 f"shape {tuple(x.shape)}; this is a hoodwink bug, please report it."
             )
+        model = gate.model
         lo, hi = model.bounds
+        if isinstance(x_adv, tuple):
+            raise InternalError(
+                f"{type(self).__name__}._run returned a tuple; it returns only the adversarial "
+                "inputs (the query gate counts queries). This is a hoodwink bug."
+            )
         x_adv = x_adv.detach().to(device=x.device, dtype=x.dtype)
+        raw_adv = x_adv
         # A subclass's inf would be projected back into the ball unseen: catch it here.
         raw_bad = ~_all_finite(x_adv)
         x_adv = clip_to_bounds(x + project(x_adv - x, inputs.eps, self.norm), lo, hi)
@@ -567,7 +651,11 @@ class Attack:
                 f"or not finite (max norm {pnorm.max().item():.6g} for eps "
                 f"{inputs.eps:.6g}); this is a hoodwink bug, please report it."
             )
-        pred_adv = model.predict(x_adv)
+        with gate.verifying():
+            pred_adv = gate.predict(x_adv)
+        # Against inputs.x, the point the clean pass saw (x may be the caller's off-grid copy).
+        self._check_determinism(inputs, inputs.x, x_adv, raw_adv, pred_adv)
+        queries = gate.used
         success = inputs.is_adversarial(pred_adv)
         y_t = inputs.y
         clean_correct = (
@@ -582,7 +670,7 @@ class Attack:
             pred_clean=inputs.pred_clean.to(out_dev),
             pred_adv=pred_adv.to(out_dev),
             perturbation_norm=pnorm.to(out_dev),
-            queries=queries.to(out_dev),  # includes the base class's own passes
+            queries=queries.to(out_dev),  # the gate's count: the base class's passes included
             y=y_t.to(out_dev) if y_t is not None else None,
             target=inputs.labels.to(out_dev) if inputs.targeted else None,
             eps=inputs.eps if eps is None else eps,
@@ -593,6 +681,34 @@ class Attack:
         )
         return result
 
+    def _check_determinism(self, inputs: AttackInputs, x: torch.Tensor, x_adv: torch.Tensor,
+                           raw_adv: torch.Tensor, pred_adv: torch.Tensor) -> None:
+        """Warn when the verification pass disagrees with an earlier answer at the same input.
+
+        Two free comparisons: samples returned at ``x`` itself against the clean
+        pass, and points the attack reported with :meth:`AttackInputs.expect`
+        (where the guarantees left them unchanged) against what it saw there.
+        """
+        n = x.shape[0]
+        same_x = (x_adv == x).reshape(n, -1).all(dim=1)
+        disagree = same_x & (pred_adv != inputs.pred_clean)
+        if inputs._expected:
+            pts, seen = inputs._expected[0]
+            if pts.shape == x_adv.shape:
+                kept = (x_adv == pts.to(x_adv.dtype)).reshape(n, -1).all(dim=1)
+                kept &= (raw_adv == pts.to(raw_adv.dtype)).reshape(n, -1).all(dim=1)
+                disagree |= kept & (pred_adv != seen.to(pred_adv.device))
+        if bool(disagree.any()):
+            k = int(disagree.sum())
+            warnings.warn(
+                f"The model gave different answers for the same input on {k} of {n} "
+                "sample(s): it is stochastic (random noise, dropout, a model that changes "
+                "between calls). Success rates against it vary from call to call; fix its "
+                "randomness (eval mode, a seed) or judge results over several calls.",
+                StochasticModelWarning,
+                stacklevel=4,
+            )
+
     def replace(self, **changes: Any) -> Attack:
         """A copy with some parameters changed (validated again)."""
         return dataclasses.replace(self, **changes)
@@ -602,7 +718,53 @@ class Attack:
 class GradientAttack(Attack):
     """Base class of white-box attacks that need loss gradients."""
 
+    threat: ClassVar[Threat] = "white-box"
     needs_gradients: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class BlackBoxAttack(Attack):
+    """Base class of attacks that query only scores or labels, under a query budget.
+
+    Parameters
+    ----------
+    max_queries : int in [2, 10**9], default 1000
+        Most model calls per sample, counting the base class's clean pass
+        (when it makes one) and its final verification pass. Never exceeded:
+        the query gate refuses a call that would.
+    seed : int >= 0 or None, default 0
+        Seed of the attack's local random generator.
+    """
+
+    max_queries: int = 1000
+
+    threat: ClassVar[Threat] = "scores"
+
+    def __post_init__(self) -> None:
+        validate_fields(self, {"max_queries": (Interval(int, 2, MAX_QUERIES),)})
+        super().__post_init__()
+
+    def _budget(self) -> int | None:
+        return self.max_queries
+
+    def _first_pass_at_x(self) -> bool:
+        return True  # the attack's first query is at x and yields the clean answers
+
+    @staticmethod
+    def _clean_scores(model: QueryGate, inputs: AttackInputs) -> torch.Tensor:
+        """The scores at x of every sample: from the clean pass, or one query now."""
+        s = inputs.clean_scores
+        if s is None:
+            s = model.scores(inputs.x)
+            inputs.set_clean_scores(s)
+        return s
+
+    @staticmethod
+    def _clean_labels(model: QueryGate, inputs: AttackInputs) -> torch.Tensor:
+        """The predictions at x of every sample: from the clean pass, or one query now."""
+        if not inputs.has_pred_clean:
+            inputs.set_pred_clean(model.predict(inputs.x))
+        return inputs.pred_clean
 
 
 _NOT_FLOAT_HINT = ("attacks work on float inputs in the model bounds. For 8-bit images use "

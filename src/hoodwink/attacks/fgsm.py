@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, cast, get_args
+from typing import ClassVar, get_args
 
 import torch
 
 from hoodwink._validation import Options
+from hoodwink.attacks._gate import QueryGate
 from hoodwink.attacks._norms import clip_to_bounds, steepest_step
 from hoodwink.attacks.base import AttackInputs, GradientAttack
 from hoodwink.losses import LossName
-from hoodwink.models.base import Classifier, DifferentiableClassifier
 
 __all__ = ["FGSM"]
 
@@ -64,10 +64,9 @@ class FGSM(GradientAttack):
     def _first_pass_at_x(self) -> bool:
         return True  # the gradient pass at x also gives the clean prediction
 
-    def _run(self, model: Classifier, inputs: AttackInputs) -> tuple[torch.Tensor, torch.Tensor]:
-        dmodel = cast(DifferentiableClassifier, model)
+    def _run(self, model: QueryGate, inputs: AttackInputs) -> torch.Tensor:
         x = inputs.x
-        _, logits, grad = dmodel.loss_gradient(
+        _, logits, grad = model.loss_gradient(
             x, inputs.labels, loss=self.loss, targeted=inputs.targeted
         )
         if not inputs.has_pred_clean:
@@ -77,4 +76,4 @@ class FGSM(GradientAttack):
         x_adv = clip_to_bounds(x + inputs.eps * step, lo, hi)
         if inputs.progress is not None:
             inputs.progress(1, 1, "FGSM step")
-        return x_adv, torch.ones(x.shape[0], dtype=torch.int64, device=x.device)
+        return x_adv

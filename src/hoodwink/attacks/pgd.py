@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast, get_args
+from typing import get_args
 
 import torch
 
 from hoodwink._validation import Boolean, Interval, Options
+from hoodwink.attacks._gate import QueryGate
 from hoodwink.attacks._norms import (
     GridUnits,
     clip_to_bounds,
@@ -18,7 +19,6 @@ from hoodwink.attacks._norms import (
 )
 from hoodwink.attacks.base import AttackInputs, GradientAttack
 from hoodwink.losses import LossName, attack_loss
-from hoodwink.models.base import Classifier, DifferentiableClassifier
 
 __all__ = ["MAX_RESTARTS", "MAX_STEPS", "PGD"]
 
@@ -119,7 +119,7 @@ class PGD(GradientAttack):
         # Without a random start the first step's pass is at x itself.
         return not self.random_start
 
-    def _run(self, model: Classifier, inputs: AttackInputs) -> tuple[torch.Tensor, torch.Tensor]:
+    def _run(self, model: QueryGate, inputs: AttackInputs) -> torch.Tensor:
         # Written for small steps: at batch 1 on a small net a step's forward+backward
         # takes ~0.3 ms, so every tensor op (~2-5 µs) counts, and at batch 500 on a
         # linear model every full-size elementwise op (~40 µs) does.
@@ -134,7 +134,7 @@ class PGD(GradientAttack):
         #   bounds) in one op. On a grid the box is in grid units and the iterate is
         #   rounded to a grid point (GridUnits): step, clamp, round, divide. L2/L1
         #   snap each iterate with quantize.
-        dmodel = cast(DifferentiableClassifier, model)
+        dmodel = model
         x, eps, n = inputs.x, inputs.eps, inputs.x.shape[0]
         lo, hi = model.bounds
         levels = model.levels
@@ -143,15 +143,13 @@ class PGD(GradientAttack):
         total = self.steps * self.restarts
         stepsize = min(self.stepsize if self.stepsize is not None else 2.5 * eps / self.steps,
                        inputs.max_stepsize)  # a longer step only overflows
-        queries = torch.zeros(n, dtype=torch.int64, device=x.device)
         need_clean = not inputs.has_pred_clean
         if eps == 0:
             if need_clean:
                 inputs.set_pred_clean(dmodel.predict(x))
-                queries += 1
             if report is not None:
                 report(total, total, "eps = 0: nothing to do")
-            return x.clone(), queries
+            return x.clone()
         best = x.clone()
         # float64 holds the loss of a model of any float dtype exactly.
         best_loss = torch.full((n,), -torch.inf, device=x.device, dtype=torch.float64)
@@ -173,7 +171,6 @@ class PGD(GradientAttack):
             a_best = best if idx is None else best[idx]
             a_loss = best_loss if idx is None else best_loss[idx]
             a_adv = best_adv if idx is None else best_adv[idx]
-            passes = 0
             xc = xa
             if self.random_start:
                 xc = clip_to_bounds(xa + random_start(xa, eps, self.norm, inputs.generator), lo, hi)
@@ -206,11 +203,10 @@ class PGD(GradientAttack):
                           if snap_levels is not None and not clean_pass else xc)
                 if t < self.steps:
                     loss, logits, grad = dmodel.loss_gradient(
-                        xq, lab, loss=self.loss, targeted=targeted)
+                        xq, lab, loss=self.loss, targeted=targeted, rows=idx)
                 else:
-                    logits = dmodel.logits(xq)
+                    logits = dmodel.logits(xq, rows=idx)
                     loss = attack_loss(logits, lab, loss=self.loss, targeted=targeted)
-                passes += 1
                 last = t == self.steps
                 drop, dropping = None, False
                 if history is not None and not (clean_pass or self.early_stop or last):
@@ -255,11 +251,6 @@ class PGD(GradientAttack):
                 if dropping or last:
                     best, best_loss, best_adv = _write_back(
                         idx, (best, best_loss, best_adv), (a_best, a_loss, a_adv))
-                    if idx is None:
-                        queries += passes
-                    else:
-                        queries[idx] += passes
-                    passes = 0
                 if last:
                     break
                 if dropping and drop is not None:
@@ -294,7 +285,7 @@ class PGD(GradientAttack):
                 report(done, total, f"restart {r + 1}/{self.restarts} done")
         if report is not None and done < total:
             report(total, total, "all samples done")
-        return best, queries
+        return best
 
     def _pick_best(
         self,

@@ -16,7 +16,9 @@ import torch
 
 from hoodwink._validation import check_bool, check_choice
 
-__all__ = ["Capabilities", "Classifier", "DifferentiableClassifier", "OutputKind"]
+__all__ = [
+    "Capabilities", "Classifier", "DifferentiableClassifier", "OutputKind", "ScoreClassifier",
+]
 
 OutputKind = Literal["logits", "probabilities", "labels"]
 
@@ -81,6 +83,19 @@ class Classifier(Protocol):
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Predicted labels, shape (N,), int64, on ``x``'s device."""
+        ...
+
+
+@runtime_checkable
+class ScoreClassifier(Classifier, Protocol):
+    """A :class:`Classifier` that answers with a score per class.
+
+    ``capabilities.output`` says whether the scores are logits (any real
+    numbers, the larger the likelier) or probabilities.
+    """
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores, shape (N, C), float, on ``x``'s device."""
         ...
 
 

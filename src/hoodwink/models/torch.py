@@ -818,6 +818,10 @@ class TorchClassifier:
         # (attacks hold one around their whole run): a per-step saving.
         return contextlib.nullcontext() if self._eval_depth > 0 else self.evaluating()
 
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's scores, shape (N, C): its logits (see :meth:`logits`)."""
+        return self.logits(x)
+
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """Softmax probabilities, shape (N, C)."""
         return torch.softmax(self.logits(x), dim=1)
