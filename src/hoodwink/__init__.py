@@ -20,9 +20,12 @@ _LAZY = {
     "ResultTable": "hoodwink.attacks",
     "Dataset": "hoodwink.data",
     "load_dataset": "hoodwink.data",
+    "CallableClassifier": "hoodwink.models",
     "Capabilities": "hoodwink.models",
     "Classifier": "hoodwink.models",
     "Normalize": "hoodwink.models",
+    "OnnxClassifier": "hoodwink.models",
+    "SklearnClassifier": "hoodwink.models",
     "TorchClassifier": "hoodwink.models",
     "load_model": "hoodwink.models",
     "errors": "hoodwink.errors",
@@ -34,9 +37,12 @@ if TYPE_CHECKING:
     from hoodwink.attacks import FGSM, PGD, Attack, AttackResult, Curve, ResultTable
     from hoodwink.data import Dataset, load_dataset
     from hoodwink.models import (
+        CallableClassifier,
         Capabilities,
         Classifier,
         Normalize,
+        OnnxClassifier,
+        SklearnClassifier,
         TorchClassifier,
         load_model,
     )
@@ -61,14 +67,17 @@ def __dir__() -> list[str]:
 __all__ = [
     "Attack",
     "AttackResult",
+    "CallableClassifier",
     "Capabilities",
     "Classifier",
     "Curve",
     "Dataset",
     "FGSM",
     "Normalize",
+    "OnnxClassifier",
     "PGD",
     "ResultTable",
+    "SklearnClassifier",
     "TorchClassifier",
     "__version__",
     "errors",

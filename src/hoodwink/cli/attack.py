@@ -42,8 +42,9 @@ __all__ = ["register"]
 _MODEL_HELP = (
     "A zoo name (see `hoodwink models`); package.module:factory or path/to/file.py:factory, "
     "a function called with no arguments that returns an nn.Module or a hoodwink classifier "
-    "(this RUNS the named code); or weights.safetensors together with --arch. A pickle "
-    "(.pt, .pth, .pkl) needs --trust-pickle."
+    "(this RUNS the named code; it may also return a fitted scikit-learn classifier); "
+    "weights.safetensors together with --arch; a scikit-learn .skops file or an .onnx model, "
+    "both with --bounds lo,hi. A pickle (.pt, .pth, .pkl, .joblib) needs --trust-pickle."
 )
 _DATA_HELP = (
     "mnist (the 1,000 bundled held-out digits), a folder of class sub-folders of images, or "
@@ -92,7 +93,10 @@ def attack_cmd(
         typer.Option("--trust-pickle",
                      help="Allow pickle files for --model/--data; unpickling runs code in them."),
     ] = False,
-    attack: Annotated[str, typer.Option(help="fgsm or pgd.")] = "pgd",
+    attack: Annotated[
+        str, typer.Option(help="An attack name from `hoodwink attacks`: pgd, fgsm (white box); "
+                               "square, simba, nes, ... (scores); hopskipjump, ... (labels).")
+    ] = "pgd",
     norm: Annotated[str, typer.Option(help="linf, l2 or l1.")] = "linf",
     eps: Annotated[
         str,
@@ -107,11 +111,19 @@ def attack_cmd(
     n: Annotated[
         int | None, typer.Option(help="Attack the first N samples (default: all of them).")
     ] = None,
-    steps: Annotated[int, typer.Option(help="PGD steps.")] = 40,
+    steps: Annotated[
+        int | None, typer.Option(help="PGD steps (pgd, and the PGD inside nes, fd and "
+                                      "substitute; default 40).")
+    ] = None,
     stepsize: Annotated[str | None, typer.Option(help="PGD step size (default 2.5·eps/steps).")]
     = None,
-    restarts: Annotated[int, typer.Option(help="PGD restarts.")] = 1,
-    loss: Annotated[str, typer.Option(help="ce or margin.")] = "ce",
+    restarts: Annotated[int | None, typer.Option(help="PGD restarts (default 1).")] = None,
+    loss: Annotated[str | None, typer.Option(help="ce or margin (default ce).")] = None,
+    max_queries: Annotated[
+        int | None,
+        typer.Option(help="Most model calls per sample for a black-box attack (default 1000), "
+                          "the clean and verification passes included; never exceeded."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the attack's random generator.")] = 0,
     out: Annotated[
         Path | None,
@@ -134,7 +146,7 @@ def attack_cmd(
         if not budgets:
             raise ConfigError(f"--eps needs at least one budget, e.g. 8/255. Got {eps!r}.")
         a = _make_attack(attack, norm=norm, steps=steps, stepsize=stepsize, restarts=restarts,
-                         loss=loss, seed=seed)
+                         loss=loss, seed=seed, max_queries=max_queries)
         if out is not None and out.suffix.lower() == ".json":
             raise ConfigError(
                 f"--out is a folder (it receives result.json and more); got the file name "
@@ -300,20 +312,53 @@ def _class_label(clf: Classifier, ds: Dataset, t: int) -> str:
     return str(t)
 
 
-def _make_attack(name: str, *, norm: str, steps: int, stepsize: str | None, restarts: int,
-                 loss: str, seed: int) -> Attack:
+def _make_attack(name: str, *, norm: str, steps: int | None, stepsize: str | None,
+                 restarts: int | None, loss: str | None, seed: int,
+                 max_queries: int | None = None) -> Attack:
+    """The attack ``name`` of the registry, with the options that apply to it.
+
+    An option given for an attack that does not take it is an error, never ignored.
+    """
+    import dataclasses
+
     import hoodwink
+    from hoodwink.attacks import registry
     from hoodwink.errors import ConfigError
 
-    key = name.strip().lower()
-    # norm and loss are checked by the attack's own validation (a ConfigError naming them).
-    common: dict[str, Any] = {"norm": norm, "loss": loss, "seed": seed}
-    if key == "fgsm":
-        return hoodwink.FGSM(**common)
-    if key == "pgd":
-        return hoodwink.PGD(steps=steps, restarts=restarts,
-                            stepsize=parse_eps(stepsize) if stepsize else None, **common)
-    raise ConfigError(f"Unknown attack {name!r}; choose fgsm or pgd.")
+    info = registry.get(name)
+    fields = {f.name for f in dataclasses.fields(info.cls)}
+    pgd_options = {"--steps": steps, "--stepsize": stepsize, "--restarts": restarts}
+    wraps_pgd = "attack" in fields
+    if not (wraps_pgd or info.name == "pgd"):
+        given = [k for k, v in pgd_options.items() if v is not None]
+        if given:
+            raise ConfigError(
+                f"{', '.join(given)}: these shape PGD's iterations, which {info.name} does "
+                "not run. They apply to pgd, and to the PGD inside nes, fd and substitute."
+            )
+    if loss is not None and "loss" not in fields and not wraps_pgd:
+        raise ConfigError(f"--loss does not apply to {info.name}; leave it out.")
+    if max_queries is not None and "max_queries" not in fields:
+        raise ConfigError(
+            f"--max-queries applies to black-box attacks; {info.name} is a white-box attack "
+            "that counts its passes but has no query budget. Leave it out, or pick a "
+            "black-box attack (see `hoodwink attacks`)."
+        )
+    # Norm, loss and budget values are checked by the attack's own validation.
+    params: dict[str, Any] = {"norm": norm, "seed": seed}
+    pgd_kw: dict[str, Any] = {
+        "steps": 40 if steps is None else steps, "restarts": 1 if restarts is None else restarts,
+        "stepsize": parse_eps(stepsize) if stepsize else None,
+        "loss": "ce" if loss is None else loss}
+    if info.name == "pgd":
+        return hoodwink.PGD(**params, **pgd_kw)
+    if wraps_pgd:
+        params["attack"] = hoodwink.PGD(**params, **pgd_kw)
+    elif "loss" in fields and loss is not None:
+        params["loss"] = loss
+    if max_queries is not None:
+        params["max_queries"] = max_queries
+    return registry.make(info.name, **params)
 
 
 def _with_progress(fn: Any, cb: Any, **kwargs: Any) -> Any:

@@ -129,6 +129,38 @@ def models_cmd() -> None:
     console.print(table)
 
 
+@app.command("attacks")
+def attacks_cmd(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the list as JSON instead of a table.")
+    ] = False,
+) -> None:
+    """List every attack with its threat model, norms and whether it can be targeted."""
+    import json
+
+    from rich.table import Table
+
+    from hoodwink.attacks.registry import available
+
+    rows = [{"name": i.name, "threat": i.threat, "norms": list(i.norms),
+             "targeted": i.targeted, "minimum_norm": i.minimum_norm,
+             "class": i.path.rpartition(":")[2], "summary": i.summary}
+            for i in available()]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("name", "needs", "norms", "targeted", "description")
+    for r in rows:
+        needs = {"white-box": "gradients", "scores": "scores", "labels": "labels"}[
+            str(r["threat"])]
+        table.add_row(str(r["name"]), needs, ", ".join(r["norms"]),  # type: ignore[arg-type]
+                      "yes" if r["targeted"] else "no", str(r["summary"]))
+    console.print(table)
+    console.print("needs: gradients = white box; scores = logits or probabilities; "
+                  "labels = the predicted class only. Every attack also runs untargeted.",
+                  highlight=False)
+
+
 @app.command("fool")
 def fool_cmd(
     image: Annotated[Path, typer.Argument(help="The image to fool (PNG, JPEG, ...).")],

@@ -488,12 +488,12 @@ class NumpyClassifier:
                 f"{self._who()} returned NaN or infinite {what}. Check that the inputs are in "
                 "the model's domain (the bounds) and that the model is sound."
             )
-        out = arr.astype(np.float32)
-        if not np.isfinite(out).all():
+        if arr.dtype.itemsize > 4 and arr.size and float(np.abs(arr).max()) > _F32_MAX:
             raise ModelOutputError(
                 f"{self._who()} returned {what} beyond the float32 range (|v| > 3.4e38); "
                 "rescale the model's scores."
             )
+        out = arr.astype(np.float32)
         if self._output == "probabilities":
             sums = out.sum(axis=1, dtype=np.float64)
             if (out.min() < -_PROB_TOL or out.max() > 1 + _PROB_TOL

@@ -11,9 +11,17 @@
 * ``weights.safetensors`` with ``arch="package.module:Class"`` (or
   ``file.py:Class``): ``Class()`` is built with no arguments and the weights
   loaded with ``load_state_dict(strict=True)``;
-* a pickle (``.pt``, ``.pth``, ``.pkl``, ``.joblib``) holding a module or a
-  state dict, only with ``trust_pickle=True``: unpickling runs code stored in
-  the file.
+* a scikit-learn model saved with skops (``.skops``), read safely: only
+  types from scikit-learn, NumPy, SciPy, XGBoost, LightGBM and the standard
+  library are trusted, anything else is refused before it is loaded; wrapped
+  in a :class:`~hoodwink.SklearnClassifier`;
+* an ONNX model (``.onnx``), wrapped in an :class:`~hoodwink.OnnxClassifier`;
+* a pickle (``.pt``, ``.pth``, ``.pkl``, ``.joblib``) holding a module, a
+  state dict or a fitted scikit-learn classifier, only with
+  ``trust_pickle=True``: unpickling runs code stored in the file.
+
+scikit-learn and ONNX models have no input domain of their own that hoodwink
+could read, so ``bounds`` is required for them.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import importlib.util
 import inspect
 import os
 import sys
+import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +49,15 @@ __all__ = ["PICKLE_SUFFIXES", "load_model"]
 
 #: Weights files that need ``trust_pickle=True``.
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".joblib")
+
+#: Modules whose types a ``.skops`` file may hold without the user's say-so.
+_SKOPS_TRUSTED = ("sklearn.", "numpy.", "scipy.", "xgboost.", "lightgbm.", "builtins.",
+                  "collections.")
+#: Built-ins that are never trusted in a ``.skops`` file: they run or reach arbitrary code.
+_SKOPS_NEVER = frozenset(
+    f"builtins.{n}" for n in ("eval", "exec", "compile", "open", "__import__", "getattr",
+                              "setattr", "delattr", "globals", "locals", "vars", "input",
+                              "breakpoint", "exit", "quit", "help"))
 
 _FORMS = (
     "a zoo name (see `hoodwink models`), package.module:factory, path/to/file.py:factory, "
@@ -66,32 +84,42 @@ def load_model(
         ``"mnist-cnn"`` (a zoo name); ``"package.module:factory"`` or
         ``"path/to/file.py:factory"`` (imports the module and calls
         ``factory()``; **this executes that code**, so only name code you
-        trust); ``"weights.safetensors"`` together with ``arch``; or a pickle
-        (``.pt``, ``.pth``, ``.pkl``, ``.joblib``) with ``trust_pickle=True``.
-        A factory may return an ``nn.Module`` or a hoodwink classifier.
+        trust); ``"weights.safetensors"`` together with ``arch``; a
+        scikit-learn model saved with skops (``"model.skops"``); an ONNX
+        model (``"model.onnx"``); or a pickle (``.pt``, ``.pth``, ``.pkl``,
+        ``.joblib``) with ``trust_pickle=True``. A factory (or pickle) may
+        return an ``nn.Module``, a hoodwink classifier, or a fitted
+        scikit-learn classifier.
         Modules are imported with the current directory on ``sys.path``.
     arch : str, optional
         ``"package.module:Class"`` or ``"file.py:Class"``: the network whose
         ``Class()`` (no arguments) receives the weights of a ``.safetensors``
         file or of a pickled state dict. Importing it runs that code.
     bounds : (float, float), optional
-        Lower and upper bound of raw inputs; default (0, 1).
+        Lower and upper bound of raw inputs; default (0, 1) for networks,
+        required for scikit-learn and ONNX models (the range of their
+        features: hoodwink cannot read it from the model).
     mean, std : sequence of float, optional
         Normalisation applied inside the adapter
-        (:class:`~hoodwink.Normalize` on axis 1), so attacks work on raw
-        inputs. Give both or neither.
+        (:class:`~hoodwink.Normalize` on axis 1; for ONNX models, the
+        preprocessing of :class:`~hoodwink.OnnxClassifier`), so attacks work
+        on raw inputs. Give both or neither. Not for scikit-learn models,
+        whose pipeline does its own preprocessing.
     levels : int, optional
         Quantisation levels between the bounds (256 for 8-bit images).
     trust_pickle : bool, default False
-        Allow loading pickles, which execute code stored in the file.
+        Allow loading pickles, which execute code stored in the file. It
+        does not apply to ``.skops`` files, which are never unpickled.
     device : str or torch.device, optional
-        Where to run.
+        Where to run (scikit-learn and ONNX models run on the CPU).
 
     Returns
     -------
     Classifier
         A :class:`~hoodwink.TorchClassifier` in eval mode for modules and
-        weights; the factory's own object when it returns a classifier.
+        weights; a :class:`~hoodwink.SklearnClassifier` for scikit-learn
+        models; an :class:`~hoodwink.OnnxClassifier` for ``.onnx`` files; the
+        factory's own object when it returns a classifier.
 
     Raises
     ------
@@ -99,10 +127,12 @@ def load_model(
         An unknown name, a malformed spec, a module or attribute that cannot be
         found, a factory that raises or returns something else than a module or
         classifier, weights that do not match ``arch``, a pickle without
-        ``trust_pickle``, or a domain (``bounds``, ``mean``, ``std``,
-        ``levels``) given for a model that carries its own.
+        ``trust_pickle``, a ``.skops`` file holding types outside the trusted
+        libraries, a scikit-learn or ONNX model without ``bounds``, or a domain
+        (``bounds``, ``mean``, ``std``, ``levels``) given for a model that
+        carries its own.
     MissingDependencyError
-        safetensors (or joblib) is not installed.
+        safetensors, joblib, skops or onnxruntime is not installed.
 
     Examples
     --------
@@ -138,6 +168,21 @@ def load_model(
         _no_arch(arch, spec)
         return zoo.load(spec, device=device)
     suffix = Path(spec).suffix.lower()
+    if suffix == ".skops":
+        _no_arch(arch, spec)
+        _black_box_domain(domain, device, f"{spec} holds a scikit-learn model", sklearn=True)
+        obj = _read_skops(Path(spec))
+        return _classifier_or_module(obj, f"the object in {spec}", domain, device)
+    if suffix == ".onnx":
+        _no_arch(arch, spec)
+        _black_box_domain(domain, device, f"{spec} is an ONNX model", sklearn=False)
+        if not _is_file(Path(spec)):
+            raise ConfigError(f"No model file at {spec}.")
+        from hoodwink.models.onnx import OnnxClassifier
+
+        pre = (mean, std) if mean is not None and std is not None else None
+        given: Any = domain["bounds"]  # checked by _black_box_domain: not None
+        return OnnxClassifier(spec, bounds=given, preprocessing=pre, levels=levels)
     if suffix == ".safetensors":
         if arch is None:
             raise ConfigError(
@@ -168,7 +213,8 @@ def load_model(
     if _exists(Path(spec)):
         raise ConfigError(
             f"Cannot load a model from {spec}: unknown file type {suffix or '(none)'!r}. Give "
-            f"{_FORMS}, or a pickle ({', '.join(PICKLE_SUFFIXES)}) with --trust-pickle."
+            f"{_FORMS}, a .skops or .onnx file, or a pickle ({', '.join(PICKLE_SUFFIXES)}) "
+            "with --trust-pickle."
         )
     raise ConfigError(
         f"Unknown model {spec!r}. Give {_FORMS}. Zoo models: {', '.join(zoo.available())}."
@@ -209,6 +255,88 @@ def _wrap(module: nn.Module, domain: Mapping[str, Any],
                            device=device)
 
 
+def _black_box_domain(domain: Mapping[str, Any], device: str | torch.device | None,
+                      what: str, *, sklearn: bool) -> None:
+    """Check the domain given for a scikit-learn or ONNX model before anything is read."""
+    mean, std = domain["mean"], domain["std"]
+    if sklearn and (mean is not None or std is not None):
+        raise ConfigError(
+            f"{what}; mean and std (--mean, --std) normalise the inputs of networks, and a "
+            "scikit-learn model does its own preprocessing (a StandardScaler in its Pipeline). "
+            "Leave them out."
+        )
+    if (mean is None) != (std is None):
+        raise ConfigError(
+            "mean and std (--mean, --std) normalise inputs inside the adapter and go together; "
+            f"give both or neither. Got mean={mean!r}, std={std!r}."
+        )
+    if domain["bounds"] is None:
+        raise ConfigError(
+            f"{what}, which does not record the range of its inputs: give --bounds lo,hi (the "
+            "range of the features, e.g. --bounds 0,16 for scikit-learn's 8x8 digits; "
+            "bounds=(lo, hi) in Python)."
+        )
+    if device is not None and torch.device(device).type != "cpu":
+        raise ConfigError(
+            f"{what}, which runs on the CPU; leave --device out (or give cpu). Got "
+            f"device={device!r}."
+        )
+
+
+def _is_sklearn_like(obj: Any) -> bool:
+    """A scikit-learn-style classifier: ``predict``, and ``classes_`` or ``fit``."""
+    if isinstance(obj, nn.Module | Mapping | type):
+        return False
+    try:
+        if not callable(getattr(obj, "predict", None)):
+            return False
+        return hasattr(obj, "classes_") or callable(getattr(obj, "fit", None))
+    except Exception:  # a property that raises: not something to wrap
+        return False
+
+
+def _wrap_sklearn(obj: Any, what: str, domain: Mapping[str, Any],
+                  device: str | torch.device | None) -> Classifier:
+    from hoodwink.models.sklearn import SklearnClassifier
+
+    _black_box_domain(domain, device, f"{what} is a scikit-learn model ({type(obj).__name__})",
+                      sklearn=True)
+    return SklearnClassifier(obj, bounds=domain["bounds"], levels=domain["levels"])
+
+
+def _read_skops(path: Path) -> Any:
+    if not _is_file(path):
+        raise ConfigError(f"No model file at {path}.")
+    try:
+        import skops.io as sio  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "Reading .skops files needs skops. Install it with: pip install 'hoodwink[sklearn]' "
+            "(or pip install skops)"
+        ) from exc
+    try:
+        untrusted = [str(t) for t in sio.get_untrusted_types(file=path)]
+    except Exception as exc:  # skops raises its own error types on a corrupt file
+        raise ConfigError(
+            f"{path} is not a readable .skops file: {type(exc).__name__}: {exc}") from exc
+    refused = [t for t in untrusted if not t.startswith(_SKOPS_TRUSTED) or t in _SKOPS_NEVER]
+    if refused:
+        raise ConfigError(
+            f"{path} holds types hoodwink does not trust: {', '.join(refused[:10])}"
+            f"{' ...' if len(refused) > 10 else ''}. Only types from scikit-learn, NumPy, "
+            "SciPy, XGBoost, LightGBM and the standard library are loaded without your say-so; "
+            "loading these would run their code. If you trust them, load the file yourself "
+            "(skops.io.load(path, trusted=[...])) and wrap the model: "
+            "hoodwink.SklearnClassifier(model, bounds=(lo, hi)); from the command line, give a "
+            "factory that does so (--model file.py:factory). --trust-pickle does not apply "
+            "to .skops files."
+        )
+    try:
+        return sio.load(path, trusted=untrusted)
+    except Exception as exc:  # skops raises its own error types
+        raise ConfigError(f"Cannot load {path}: {type(exc).__name__}: {exc}") from exc
+
+
 def _is_classifier(obj: Any) -> bool:
     # Looked up statically: evaluating num_classes may run the model.
     needed = ("capabilities", "num_classes", "bounds", "levels", "predict")
@@ -240,9 +368,12 @@ def _classifier_or_module(obj: Any, what: str, domain: Mapping[str, Any],
             )
         result: Classifier = obj
         return result
+    if _is_sklearn_like(obj):
+        return _wrap_sklearn(obj, what, domain, device)
     raise ConfigError(
         f"{what} returned a {type(obj).__name__}; it must return a torch.nn.Module or a "
-        "hoodwink classifier (e.g. hoodwink.TorchClassifier(net, bounds=(0, 1)))."
+        "hoodwink classifier (e.g. hoodwink.TorchClassifier(net, bounds=(0, 1))), or a fitted "
+        "scikit-learn classifier."
     )
 
 
@@ -359,11 +490,33 @@ def _read_pickle(path: Path, trust_pickle: bool) -> Any:
                 ) from exc
             return joblib.load(path)
         with _on_path(os.getcwd()):
+            if path.suffix.lower() == ".pkl" and not zipfile.is_zipfile(path):
+                # Not torch.save's format: a plain pickle (pickle.dump, joblib.dump), e.g. of
+                # a scikit-learn model. Only torch's legacy format starts with its magic number.
+                obj = _read_plain_pickle(path)
+                if not (isinstance(obj, int) and obj == _TORCH_LEGACY_MAGIC):
+                    return obj
             return torch.load(path, map_location="cpu", weights_only=False)
     except HoodwinkError:
         raise
     except (Exception, SystemExit) as exc:  # unpickling can raise anything
         raise ConfigError(f"Cannot unpickle {path}: {type(exc).__name__}: {exc}") from exc
+
+
+#: The first object in a file written by torch.save(..., _use_new_zipfile_serialization=False).
+_TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+
+
+def _read_plain_pickle(path: Path) -> Any:
+    """A pickle written by pickle.dump or joblib.dump (joblib reads both)."""
+    try:
+        import joblib  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    except ImportError:
+        import pickle
+
+        with path.open("rb") as f:
+            return pickle.load(f)
+    return joblib.load(path)
 
 
 def _call_user(fn: Callable[[], Any], what: str, hint: str) -> Any:
