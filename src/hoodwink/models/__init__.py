@@ -6,7 +6,12 @@
 or labels. scikit-learn, onnxruntime and skops are imported only when used.
 """
 
-from hoodwink.models.base import Capabilities, Classifier, DifferentiableClassifier
+from hoodwink.models.base import (
+    Capabilities,
+    Classifier,
+    DifferentiableClassifier,
+    ScoreClassifier,
+)
 from hoodwink.models.callable import CallableClassifier
 from hoodwink.models.loading import load_model
 from hoodwink.models.onnx import OnnxClassifier
@@ -20,6 +25,7 @@ __all__ = [
     "DifferentiableClassifier",
     "Normalize",
     "OnnxClassifier",
+    "ScoreClassifier",
     "SklearnClassifier",
     "TorchClassifier",
     "load_model",
