@@ -18,7 +18,18 @@ import pytest
 import torch
 from torch import nn
 
-from hoodwink import FGSM, PGD, TorchClassifier
+from hoodwink import (
+    FGSM,
+    PGD,
+    BoundaryWalk,
+    EstimatedGradient,
+    HopSkipJump,
+    LocalSearch,
+    SimBA,
+    Square,
+    Substitute,
+    TorchClassifier,
+)
 from hoodwink.attacks.base import Attack
 from hoodwink.errors import ConfigError, InternalError
 
@@ -43,6 +54,15 @@ class AttackSpec:
 ATTACKS = [
     AttackSpec(FGSM, ("linf", "l2")),
     AttackSpec(PGD, ("linf", "l2", "l1"), fast={"steps": 5}, randomised={"random_start": True}),
+    AttackSpec(EstimatedGradient, ("linf", "l2", "l1"), fast={"samples": 4, "max_queries": 30},
+               randomised={}),
+    AttackSpec(SimBA, ("l2", "linf"), fast={"max_queries": 30}, randomised={}),
+    AttackSpec(Square, ("linf", "l2"), fast={"max_queries": 30}, randomised={}),
+    AttackSpec(LocalSearch, ("linf", "l2"), fast={"max_queries": 30}, randomised={}),
+    AttackSpec(HopSkipJump, ("l2", "linf"), fast={"max_queries": 40}, randomised={}),
+    AttackSpec(BoundaryWalk, ("l2", "linf"), fast={"max_queries": 40}, randomised={}),
+    AttackSpec(Substitute, ("linf", "l2", "l1"),
+               fast={"rounds": 2, "epochs": 2, "max_queries": 10}),
 ]
 
 CASES = [
@@ -228,7 +248,9 @@ def test_different_seeds_differ(spec: AttackSpec, norm: str, targeted: bool) -> 
     assert spec.randomised is not None
     eps = EPS["image"][norm]
     # early_stop=False: every sample keeps moving, so its result depends on its start.
-    kw = {**spec.randomised, "early_stop": False}
+    kw = dict(spec.randomised)
+    if "early_stop" in {f.name for f in dataclasses.fields(spec.cls)}:
+        kw["early_stop"] = False
     a = run(spec.make(norm, seed=1, **kw), model, x, y, target, targeted, eps)
     b = run(spec.make(norm, seed=2, **kw), model, x, y, target, targeted, eps)
     assert not torch.equal(a.x_adv, b.x_adv)
@@ -342,6 +364,8 @@ def _invalid_values(cls: type[Attack], f: dataclasses.Field[Any], hint: Any) -> 
         return bad
     if hint is float:
         return [math.nan, math.inf, -math.inf, -1.0, "0.1", None]
+    if f.name in ("attack", "surrogate"):  # an attack to wrap, a model factory
+        return [3, "bogus"]
     raise AssertionError(f"no invalid-value generator for field {f.name!r} of type {hint}")
 
 

@@ -15,6 +15,13 @@ _LAZY = {
     "Attack": "hoodwink.attacks",
     "AttackResult": "hoodwink.attacks",
     "Curve": "hoodwink.attacks",
+    "BoundaryWalk": "hoodwink.attacks",
+    "EstimatedGradient": "hoodwink.attacks",
+    "HopSkipJump": "hoodwink.attacks",
+    "LocalSearch": "hoodwink.attacks",
+    "SimBA": "hoodwink.attacks",
+    "Square": "hoodwink.attacks",
+    "Substitute": "hoodwink.attacks",
     "FGSM": "hoodwink.attacks",
     "PGD": "hoodwink.attacks",
     "ResultTable": "hoodwink.attacks",
@@ -34,7 +41,21 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from hoodwink import errors, zoo
-    from hoodwink.attacks import FGSM, PGD, Attack, AttackResult, Curve, ResultTable
+    from hoodwink.attacks import (
+        FGSM,
+        PGD,
+        Attack,
+        AttackResult,
+        BoundaryWalk,
+        Curve,
+        EstimatedGradient,
+        HopSkipJump,
+        LocalSearch,
+        ResultTable,
+        SimBA,
+        Square,
+        Substitute,
+    )
     from hoodwink.data import Dataset, load_dataset
     from hoodwink.models import (
         CallableClassifier,
@@ -67,17 +88,24 @@ def __dir__() -> list[str]:
 __all__ = [
     "Attack",
     "AttackResult",
+    "BoundaryWalk",
     "CallableClassifier",
     "Capabilities",
     "Classifier",
     "Curve",
     "Dataset",
+    "EstimatedGradient",
     "FGSM",
+    "HopSkipJump",
+    "LocalSearch",
     "Normalize",
     "OnnxClassifier",
     "PGD",
     "ResultTable",
+    "SimBA",
     "SklearnClassifier",
+    "Square",
+    "Substitute",
     "TorchClassifier",
     "__version__",
     "errors",

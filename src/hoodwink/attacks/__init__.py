@@ -1,9 +1,40 @@
-"""Attacks: one class per algorithm, one call signature, one result record."""
+"""Attacks: one class per algorithm, one call signature, one result record.
 
-from hoodwink.attacks.base import Attack, GradientAttack
+White box (input gradients): :class:`FGSM`, :class:`PGD`. From scores only:
+:class:`EstimatedGradient` (any gradient attack on NES or finite-difference
+estimates), :class:`SimBA`, :class:`Square`, :class:`LocalSearch`. From labels
+only: :class:`HopSkipJump`, :class:`BoundaryWalk`, :class:`Substitute`.
+:mod:`hoodwink.attacks.registry` lists them by short name with their threat
+models (``hoodwink attacks`` on the command line).
+"""
+
+from hoodwink.attacks.base import Attack, BlackBoxAttack, GradientAttack
+from hoodwink.attacks.boundary_walk import BoundaryWalk
 from hoodwink.attacks.curve import Curve
+from hoodwink.attacks.estimated import EstimatedGradient
 from hoodwink.attacks.fgsm import FGSM
+from hoodwink.attacks.hopskipjump import HopSkipJump
+from hoodwink.attacks.local_search import LocalSearch
 from hoodwink.attacks.pgd import PGD
 from hoodwink.attacks.result import AttackResult, ResultTable
+from hoodwink.attacks.simba import SimBA
+from hoodwink.attacks.square import Square
+from hoodwink.attacks.substitute import Substitute
 
-__all__ = ["FGSM", "PGD", "Attack", "AttackResult", "Curve", "GradientAttack", "ResultTable"]
+__all__ = [
+    "FGSM",
+    "PGD",
+    "Attack",
+    "AttackResult",
+    "BlackBoxAttack",
+    "BoundaryWalk",
+    "Curve",
+    "EstimatedGradient",
+    "GradientAttack",
+    "HopSkipJump",
+    "LocalSearch",
+    "ResultTable",
+    "SimBA",
+    "Square",
+    "Substitute",
+]
