@@ -60,10 +60,11 @@ class Counting:
 
 def _model(dims: int, classes: int, levels: int | None, seed: int) -> TorchClassifier:
     g = torch.Generator().manual_seed(seed)
-    net = torch.nn.Linear(dims, classes)
+    lin = torch.nn.Linear(dims, classes)
     with torch.no_grad():
-        net.weight.copy_(torch.randn(classes, dims, generator=g))
-        net.bias.copy_(torch.randn(classes, generator=g) * 0.1)
+        lin.weight.copy_(torch.randn(classes, dims, generator=g))
+        lin.bias.copy_(torch.randn(classes, generator=g) * 0.1)
+    net = torch.nn.Sequential(torch.nn.Flatten(), lin)  # takes (N, 16) or images (N, 1, 4, 4)
     return TorchClassifier(net.eval(), bounds=(0.0, 1.0), levels=levels, num_classes=classes)
 
 
@@ -95,12 +96,12 @@ def _attack(name: str, norm: str, budget: int, seed: int) -> Any:
 def test_budget_is_never_exceeded_and_queries_are_exact(
     name: str, n: int, budget: int, targeted: bool, levels: int | None, norm: str, seed: int,
 ) -> None:
-    inner = _model(8, 3, levels, seed)
+    inner = _model(16, 3, levels, seed)
     attack = _attack(name, norm, budget, seed)
     if attack is None:
         return
     g = torch.Generator().manual_seed(seed + 1)
-    x = torch.rand(n, 8, generator=g)
+    x = torch.rand(n, 1, 4, 4, generator=g)  # an image shape, so that every basis applies
     if levels:
         x = torch.round(x * (levels - 1)) / (levels - 1)
     model = Counting(inner, output="logits")
@@ -149,3 +150,41 @@ def test_a_gradient_attack_on_a_score_model_names_the_attacks_that_fit() -> None
     model = Counting(_model(4, 2, None, 0), output="probabilities")
     with pytest.raises(CapabilityError, match=r"gradient attack.*square.*EstimatedGradient"):
         PGD()(model, torch.rand(2, 4), eps=0.1)
+
+
+class Noisy(Counting):
+    """Answers with heavy random noise on the scores: the same input, different answers."""
+
+    def __init__(self, inner: TorchClassifier) -> None:
+        super().__init__(inner)
+        self.g = torch.Generator().manual_seed(0)
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        s = super().scores(x)
+        return s + 50 * torch.randn(s.shape, generator=self.g)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        self.rows += x.shape[0]
+        return self.scores(x).argmax(dim=1)
+
+
+@pytest.mark.parametrize("name", ["square", "local-search", "hopskipjump"])
+def test_a_stochastic_model_gets_a_warning(name: str) -> None:
+    from hoodwink.errors import StochasticModelWarning
+
+    model = Noisy(_model(8, 3, None, 0))
+    x = torch.rand(16, 8, generator=torch.Generator().manual_seed(1))
+    y = torch.zeros(16, dtype=torch.int64)
+    with pytest.warns(StochasticModelWarning, match="different answers for the same input"):
+        registry.make(name, max_queries=50)(model, x, y, eps=0.5)
+
+
+def test_a_deterministic_model_gets_no_warning() -> None:
+    import warnings
+
+    model = Counting(_model(8, 3, None, 0))
+    x = torch.rand(16, 8, generator=torch.Generator().manual_seed(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name in ("square", "local-search", "hopskipjump", "simba"):
+            registry.make(name, max_queries=50)(model, x, model.inner.predict(x), eps=0.5)
