@@ -245,7 +245,8 @@ def test_anytime_prefix() -> None:
     for budget in (40, 300):
         rec = Recorder(net)
         model = TorchClassifier(rec, bounds=(0, 1))
-        runs[budget] = (Square(max_queries=budget, seed=3)(model, x, y, eps=0.15), rec.calls)
+        attack = Square(max_queries=budget, seed=3, schedule_queries=10_000)
+        runs[budget] = (attack(model, x, y, eps=0.15), rec.calls)
     (short, short_calls), (long, long_calls) = runs[40], runs[300]
     attack_calls = short_calls[:-1]  # the last is the base class's verification pass
     assert len(attack_calls) >= 30
@@ -254,6 +255,25 @@ def test_anytime_prefix() -> None:
     fooled = short.success
     assert torch.equal(short.x_adv[fooled], long.x_adv[fooled])
     assert torch.equal(short.queries[fooled], long.queries[fooled])
+
+
+def test_default_schedule_is_fitted_to_the_budget() -> None:
+    """schedule_queries=None lays the paper's schedule out over max_queries (as the paper's
+    code does): the windows shrink sooner with a smaller budget, so the runs part early."""
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).eval()
+    x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        y = net(x).argmax(1)
+    calls = {}
+    for budget in (40, 4000):
+        rec = Recorder(net)
+        Square(max_queries=budget, seed=3, p_init=0.5)(TorchClassifier(rec, bounds=(0, 1)),
+                                                        x, y, eps=0.01)
+        calls[budget] = rec.calls
+    same = [torch.equal(a, b) for a, b in zip(calls[40][:-1], calls[4000], strict=False)]
+    assert same[:2] == [True, True]  # the clean pass and the stripes
+    assert not all(same)
 
 
 # ---------------------------------------------------------------------- grids and shapes
