@@ -296,3 +296,30 @@ def test_pgd_linf_on_a_grid_only_ever_sees_grid_points(levels: int, bounds: tupl
                     assert torch.equal(back, r.x_adv)
     finally:
         handle.remove()
+
+
+@pytest.mark.parametrize("levels", [17, 256, 65536])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_budget_of_whole_grid_steps_keeps_every_step(levels: int, dtype: torch.dtype) -> None:
+    """eps = k/(levels-1) allows exactly k steps, and half a step more still k (in float32
+    0.2 / (1/255) is 50.99999: the budget 0.2 = 51/255 once lost a step)."""
+    from hoodwink.attacks._norms import whole_steps
+
+    step = torch.tensor(1.0) / (levels - 1)
+    ks = range(0, levels, max(1, levels // 300))
+    for k in ks:
+        assert int(whole_steps(torch.tensor(k / (levels - 1), dtype=dtype), step)) == k
+        if k < levels - 1:
+            half = torch.tensor((k + 0.5) / (levels - 1), dtype=dtype)
+            assert int(whole_steps(half, step)) == k
+
+
+def test_linf_budget_0_2_reaches_51_of_255() -> None:
+    """quantize and the PGD grid path both let eps=0.2 move a pixel by 51/255."""
+    from hoodwink.attacks._norms import GridUnits, quantize
+
+    lo, hi = torch.tensor(0.0), torch.tensor(1.0)
+    x = torch.full((1, 4), 100 / 255)
+    far = torch.ones(1, 4)
+    assert torch.equal(quantize(x, far, 0.2, "linf", lo, hi, 256) * 255, torch.full((1, 4), 151.0))
+    assert float(GridUnits(x, 0.2, lo, hi, 256).k_hi.max()) == 151.0

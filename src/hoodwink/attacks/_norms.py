@@ -210,8 +210,7 @@ def quantize(
     rounded = torch.round(k_off)
     if norm == "linf":
         # Largest whole number of steps within eps, per feature (the step may vary).
-        eb = e.reshape(_bshape(x))
-        kmax = torch.floor(eb / step + 1e-6)
+        kmax = whole_steps(e.reshape(_bshape(x)), step)
         k = torch.maximum(torch.minimum(rounded, kmax), -kmax)
     else:
         ok = norms(rounded * step, norm) <= e * (1 + 1e-6)
@@ -223,6 +222,19 @@ def quantize(
 
 
 _EXACT_DTYPES = (torch.float32, torch.float64)
+
+
+def whole_steps(eps: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    """The largest whole number of grid steps within ``eps``, in ``eps``'s dtype.
+
+    ``floor(r + 1e-6 + 2.5e-7 * r)`` with ``r = eps / step`` in float64. ``eps``
+    and ``step`` usually arrive rounded to float32 (relative error up to 6e-8
+    each), so ``k/255 / (1/255)`` can come out as ``k - 1e-5``: without the
+    relative allowance the budget 0.2 = 51/255 would silently lose a step (as
+    would every k/255 from 49 up). The allowance covers exactly that rounding.
+    """
+    r = eps.double() / step.double()
+    return torch.floor(r + 1e-6 + 2.5e-7 * r).to(eps.dtype)
 
 
 def _fast_grid(x: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> bool:
@@ -255,8 +267,8 @@ def _quantize_linf_scalar(x: torch.Tensor, x_adv: torch.Tensor, eps: float,
     with the bounds as numbers (vectorised) and in place on two fresh buffers."""
     lo, span, step, zero = _grid_numbers(lower, upper, levels)
     # kmax exactly as quantize computes it: a dimensioned tensor of eps over the 0-d step.
-    kmax = float(torch.floor(torch.full((1,), eps, dtype=x.dtype, device=x.device)
-                             / ((upper - lower) / (levels - 1)) + 1e-6)[0])
+    kmax = float(whole_steps(torch.full((1,), eps, dtype=x.dtype, device=x.device),
+                             (upper - lower) / (levels - 1))[0])
     k_x = torch.div(x, step) if zero else torch.sub(x, lo).div_(step)
     k_x.round_()
     k = torch.div(x_adv, step) if zero else torch.sub(x_adv, lo).div_(step)
@@ -292,7 +304,7 @@ class GridUnits:
     An iterate is ``k``, in units of the grid step: ``(x_adv - lower) / step``.
     :meth:`step_` adds ``rate * direction`` and clamps ``k`` to the box of whole
     grid steps that :func:`quantize` can reach from ``x``: ``k_x ± kmax``, with
-    ``kmax = floor(eps / step + 1e-6)`` as in quantize, intersected with
+    ``kmax = whole_steps(eps, step)`` as in quantize, intersected with
     ``[0, levels - 1]``. :meth:`point` rounds ``k`` to a grid index and returns
     ``lower + (index * span) / (levels - 1)``, quantize's own formula, so every
     point is bit for bit what quantize returns for that index: within the bounds,
@@ -321,7 +333,7 @@ class GridUnits:
         self.k_x = self.units(x).round_()
         # quantize's kmax: eps in x's dtype over the step, shaped as quantize shapes it.
         e = torch.full((1,) * x.ndim, eps, dtype=x.dtype, device=x.device)
-        kmax = torch.floor(e / self.step + 1e-6)
+        kmax = whole_steps(e, self.step)
         self.k_lo = torch.clamp(self.k_x - kmax, min=0)
         self.k_hi = torch.clamp(self.k_x + kmax, max=levels - 1)
 

@@ -454,13 +454,17 @@ def grid_budget(e: float, clf: Classifier) -> str | None:
 
     The base class snaps results to the grid with
     :func:`hoodwink.attacks._norms.quantize`, which moves each feature by at most
-    ``floor(eps / step + 1e-6)`` whole steps of ``step = (upper - lower) / (levels - 1)``.
+    ``whole_steps(eps, step)`` whole steps of ``step = (upper - lower) / (levels - 1)``.
     """
     levels = clf.levels
     if levels is None:
         return None
+    import torch
+
+    from hoodwink.attacks._norms import whole_steps
+
     lo, hi = clf.bounds
-    steps = ((e / ((hi - lo) / (levels - 1))) + 1e-6).floor()
+    steps = whole_steps(torch.tensor(e, dtype=torch.float64), (hi - lo) / (levels - 1))
     k_min, k_max = int(steps.min()), int(steps.max())
     if k_min != k_max:
         return f"{k_min} to {k_max} steps of the {levels}-level grid (per feature)"
