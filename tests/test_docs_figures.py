@@ -68,8 +68,42 @@ def _fool_figures() -> list[str]:
     return figures
 
 
+def _blackbox_figures() -> list[str]:
+    """The black-box tables and sentences, rebuilt from bench/results/blackbox.json."""
+    d = _load("blackbox")
+    figures = []
+    for pe in d["square"]["per_eps"]:
+        cells = [f"{v['robust_accuracy']:.2f} / {v['queries_mean']:.1f} / "
+                 f"{v['time_per_query_ms']:.3f} ms / {v['overhead_ratio']:.2f}"
+                 for v in (pe["libraries"][lib] for lib in ("hoodwink", "torchattacks", "art"))]
+        figures.append(f"| eps {pe['eps']} | " + " | ".join(cells) + " |")
+        if pe["eps"] == 0.1:
+            g = pe["libraries"]["torchattacks(eps on 8-bit grid)"]
+            figures.append(f"leaves {g['robust_accuracy']:.2f} at {g['queries_mean']:.1f} queries")
+    t = d["targets"]
+    h1, h5 = (t[f"hsj_median_l2_{b}"]["median_l2_common"] for b in (1000, 5000))
+    figures.append(f"| 1,000 | **{h1['hoodwink']:.3f}** | {h1['foolbox']:.3f} | {h1['art']:.3f} |")
+    figures.append(f"| 5,000 | {h5['hoodwink']:.3f} | **{h5['foolbox']:.3f}** | {h5['art']:.3f} |")
+    figures.append(f"{100 * (h5['hoodwink'] / h5['foolbox'] - 1):.1f}% above foolbox (not met)")
+    figures.append(f"over the {t['hsj_median_l2_1000']['images_solved_by_all']} digits")
+    im = d["imagenet"]
+    figures.append(f"**{im['failures']} failures**, mean {im['queries_mean']:.1f} queries, "
+                   f"median {im['queries_median']}")
+    return figures
+
+
+def test_blackbox_targets_quoted_as_met_are_met() -> None:
+    """The README says which targets are met: the record must agree."""
+    t = _load("blackbox")["targets"]
+    assert t["square_robust_accuracy_eps_0.2"]["pass"] and t["hsj_median_l2_1000"]["pass"]
+    assert not t["hsj_median_l2_5000"]["pass"] and "(not met)" in BENCH
+    assert all(t[f"square_overhead_eps_{e}"]["pass"] for e in ("0.1", "0.2"))
+    assert all(t[f"square_queries_exact_eps_{e}"]["pass"] for e in ("0.1", "0.2"))
+    assert t["imagenet_no_failures"]["pass"]
+
+
 @pytest.mark.parametrize("figure", _overhead_rows() + _small_step_rows() + _linear_rows()
-                         + _fool_figures())
+                         + _fool_figures() + _blackbox_figures())
 def test_benchmark_figure_is_in_the_readme(figure: str) -> None:
     assert figure in BENCH, f"README's benchmark section lacks {figure!r} (from bench/results)"
 
