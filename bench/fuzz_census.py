@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 def _areas() -> dict[str, tuple[float, Any]]:
     from fuzz import _gen_adapter as ad
     from fuzz import _gen_attacks as at
+    from fuzz import _gen_blackbox as bb
     from fuzz import _gen_cli as cl
     from fuzz import _gen_files as fi
     from fuzz import _gen_studies as su
@@ -43,6 +44,10 @@ def _areas() -> dict[str, tuple[float, Any]]:
         "png": (0.05, fi.png_roundtrips),
         "studies": (0.09, su.studies),
         "cli": (0.03, cl.cli_calls),
+        "blackbox_call": (0.20, bb.blackbox_calls),
+        "blackbox_construction": (0.06, bb.blackbox_constructions),
+        "adapter_numpy": (0.06, ad.numpy_adapters),
+        "cli_blackbox": (0.01, cl.blackbox_cli_calls),
     }
 
 

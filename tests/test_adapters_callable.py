@@ -151,6 +151,9 @@ def test_empty_batch_does_not_call_the_function() -> None:
      ({"fn": dict}, "the class dict"),
      ({"num_classes": 1}, "'num_classes'"),
      ({"num_classes": 2.0}, "'num_classes'"),
+     # Found by the fuzz suite: 2**64 was accepted, then scores() of an empty batch
+     # crashed in torch.empty with an OverflowError-like TypeError.
+     ({"num_classes": 2**64}, r"'num_classes'.*\[2, 2147483647\]"),
      ({"output": "scores"}, "'output'"),
      ({"class_names": ("a", "b")}, r"class_names has 2 entries.*3 classes"),
      ({"class_names": ("a", "a", "b")}, "Not unique"),
@@ -158,8 +161,8 @@ def test_empty_batch_does_not_call_the_function() -> None:
      ({"bounds": (1, 0)}, "lower < upper"),
      ({"bounds": (0, 1), "input_shape": (2, 0)}, "'input_shape'"),
      ({"bounds": (torch.zeros(4), torch.ones(4)), "input_shape": (2, 3)}, "does not fit")],
-    ids=["not-callable", "class", "one-class", "float-classes", "output", "names-count",
-         "names-dupes", "names-str", "bounds", "input-shape", "bounds-shape"],
+    ids=["not-callable", "class", "one-class", "float-classes", "huge-classes", "output",
+         "names-count", "names-dupes", "names-str", "bounds", "input-shape", "bounds-shape"],
 )
 def test_bad_parameters(kwargs: dict[str, Any], match: str) -> None:
     args: dict[str, Any] = {"fn": linear, "num_classes": 3, "bounds": (0, 1)} | kwargs

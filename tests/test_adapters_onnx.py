@@ -215,3 +215,29 @@ def test_bad_models_and_outputs(tmp_path: Path, mnist_cnn: tuple[TorchClassifier
     wrong = OnnxClassifier(path, bounds=(0, 1), output="probabilities")
     with pytest.raises(ModelOutputError, match="output='logits'"):
         wrong.scores(torch.full((2, 1, 28, 28), 0.5))
+
+
+def _tiny_linear_onnx() -> bytes:
+    """A 3-feature, 3-class linear model written with onnx.helper (no exporter needed)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.eye(3, dtype=np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["logits"])], "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])],
+        initializer=[numpy_helper.from_array(w, "W")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    out: bytes = model.SerializeToString()
+    return out
+
+
+def test_huge_num_classes_is_a_config_error() -> None:
+    # Found by the fuzz suite: num_classes=2**64 was accepted, and scores() of an empty
+    # batch then crashed in torch.empty (a TypeError, outside hoodwink's errors).
+    data = _tiny_linear_onnx()
+    with pytest.raises(ConfigError, match=r"'num_classes'.*\[2, 2147483647\]"):
+        OnnxClassifier(data, bounds=(0, 1), output="labels", num_classes=2**64)
+    clf = OnnxClassifier(data, bounds=(0, 1), num_classes=3)
+    assert clf.scores(torch.zeros(0, 3)).shape == (0, 3)

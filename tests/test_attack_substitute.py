@@ -103,6 +103,28 @@ def test_factory_that_returns_no_module_is_a_config_error() -> None:
             model, interior_inputs(2), eps=0.1)
 
 
+def _raises(shape: tuple[int, ...], c: int) -> nn.Module:
+    raise ValueError("no network today")
+
+
+# Found by the fuzz suite: each of these factories escaped as torch's (or the factory's)
+# own RuntimeError, IndexError, ValueError or TypeError from deep inside training.
+@pytest.mark.parametrize(("factory", "hint"), [
+    (_raises, "It raised ValueError: no network today"),
+    (lambda s, c: nn.Linear(math.prod(s) + 1, c), "raised RuntimeError on a batch of shape"),
+    (lambda s, c: nn.Sequential(nn.Flatten(), nn.Linear(math.prod(s), 1)),
+     r"to torch.float32 of shape \(2, 1\)"),
+    (lambda s, c: nn.Flatten(), "no trainable parameters"),
+    (lambda s, c: nn.Sequential(nn.Flatten(), nn.Linear(math.prod(s), c)).double(),
+     "raised RuntimeError"),
+    (lambda: nn.Flatten(), "It raised TypeError"),
+], ids=["raises", "wrong-inputs", "one-logit", "no-parameters", "float64", "no-arguments"])
+def test_unusable_factory_is_a_config_error_before_training(factory: Any, hint: str) -> None:
+    model = label_only(linear_net())
+    with pytest.raises(ConfigError, match=f"'surrogate' parameter of Substitute.*{hint}"):
+        Substitute(surrogate=factory, rounds=1)(model, interior_inputs(2), eps=0.1)
+
+
 # ---------------------------------------------------------------------- the budget
 @pytest.mark.parametrize("batch", [1, 7, 32])
 @pytest.mark.parametrize("budget", [2, 3, 10, 101])

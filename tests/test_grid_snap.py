@@ -40,7 +40,8 @@ def _quantize_ref(x: torch.Tensor, x_adv: torch.Tensor, eps: float, norm: str,
     kmax = torch.floor(eb / step + 1e-6)
     k = torch.maximum(torch.minimum(rounded, kmax), -kmax)
     kk = (k_x + k).clamp(min=0, max=levels - 1)
-    return lower + (kk * span) / (levels - 1)
+    # Capped at upper: the top grid point can round an ulp above it (found by the fuzzer).
+    return torch.minimum(lower + (kk * span) / (levels - 1), upper)
 
 
 def _on_grid_ref(x: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, levels: int) -> bool:
@@ -323,3 +324,28 @@ def test_linf_budget_0_2_reaches_51_of_255() -> None:
     far = torch.ones(1, 4)
     assert torch.equal(quantize(x, far, 0.2, "linf", lo, hi, 256) * 255, torch.full((1, 4), 151.0))
     assert float(GridUnits(x, 0.2, lo, hi, 256).k_hi.max()) == 151.0
+
+
+def test_the_top_grid_point_never_overshoots_the_upper_bound() -> None:
+    """With bounds whose top grid point rounds an ulp above upper in float32 (found by the
+    fuzzer), an attack driven to the upper bound still returns points within the bounds."""
+    from hoodwink import FGSM, TorchClassifier
+
+    lo, hi = -0.43312692642211914, 0.6486794352531433
+    net = torch.nn.Linear(3, 2, bias=False)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]))
+    model = TorchClassifier(net.eval(), bounds=(lo, hi), levels=256)
+    x = torch.full((1, 3), lo)
+    r = FGSM(norm="l2")(model, x, target=1, eps=2.0)
+    assert float(r.x_adv.max()) <= hi and float(r.x_adv.max()) > hi - 1e-6
+
+
+def test_seed_none_leaves_the_global_generator_alone() -> None:
+    from hoodwink import PGD, TorchClassifier
+
+    model = TorchClassifier(torch.nn.Linear(3, 2).eval(), bounds=(0, 1))
+    x = torch.rand(2, 3)
+    state = torch.random.get_rng_state()
+    PGD(seed=None, steps=2)(model, x, eps=0.1)
+    assert torch.equal(torch.random.get_rng_state(), state)

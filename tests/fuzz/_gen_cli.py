@@ -36,9 +36,11 @@ _OUTS = ["ok", "ok", "ok", "file", "under_file", "proc", "folder_exists", "none"
 # command -> (fixed cheap options, {option: valid values})
 COMMANDS: dict[tuple[str, ...], tuple[list[str], dict[str, list[str]]]] = {
     ("models",): ([], {}),
+    ("attacks",): ([], {"--json": []}),
     ("attack",): (["--model", "mnist-linear", "--n", "3", "--steps", "2"], {
         "--model": ["mnist-cnn", "mnist-linear", "MNIST-CNN", "nope", "FACTORY"],
-        "--attack": ["fgsm", "pgd", "PGD", "cw"], "--norm": ["linf", "l2", "l1"],
+        "--attack": ["fgsm", "pgd", "PGD", "cw", "square"], "--norm": ["linf", "l2", "l1"],
+        "--max-queries": ["2", "20", "0", "1"],
         "--eps": ["0.1", "8/255", "1/255,2/255", "0", "8"], "--target": ["3", "0", "9", "10"],
         "--n": ["1", "2", "5"], "--steps": ["1", "2"], "--stepsize": ["0.01", "1/255"],
         "--restarts": ["1", "2"], "--loss": ["ce", "margin"], "--seed": ["0", "1"],
@@ -96,6 +98,23 @@ COMMANDS: dict[tuple[str, ...], tuple[list[str], dict[str, list[str]]]] = {
         "--train-size": ["20", "40"], "--test-size": ["5", "10"], "--seed": ["0"],
         "--out": _OUTS, "--json": []}),
 }
+#: The black-box attacks through ``hoodwink attack`` (no PGD options: they are refused for
+#: attacks that do not run PGD), one entry per attack (``--attack`` right after the
+#: command), and ``hoodwink attacks``.
+_BLACKBOX_OPTIONS: dict[str, list[str]] = {
+    "--attack": ["square", "SQUARE", " hopskipjump ", "pgd", "fgsm", "nope"],
+    "--max-queries": ["2", "3", "10", "60", "1", "0", "-1", "1000000001", "1e3", "abc"],
+    "--norm": ["linf", "l2", "l1"], "--eps": ["0.1", "8/255", "1/255,8/255", "0", "8"],
+    "--target": ["3", "0", "10"], "--n": ["1", "2"], "--loss": ["ce", "margin"],
+    "--steps": ["1", "2"], "--seed": ["0", "1"], "--levels": ["256", "2"],
+    "--bounds": ["0,1", "-1,1"], "--json": [], "--out": _OUTS}
+BLACKBOX_COMMANDS: dict[tuple[str, ...], tuple[list[str], dict[str, list[str]]]] = {
+    **{("attack", "--attack", name): (
+        ["--model", "mnist-linear", "--n", "2", "--max-queries", "20"], _BLACKBOX_OPTIONS)
+       for name in ("square", "simba", "simba-dct", "nes", "fd", "local-search", "hopskipjump",
+                    "boundary-walk", "substitute")},
+    ("attacks",): ([], {"--json": []}),
+}
 #: Options whose value sets the work: generated values outside these are not run as-is
 #: (a valid but huge --steps is a long run, not a hang).
 _COST = {"--n", "--steps", "--epochs", "--restarts", "--pgd-steps", "--n-compare", "--rounds",
@@ -105,10 +124,16 @@ _ROOT = [["--quiet"], ["-q"], ["--debug"], ["--threads", "1"], ["--threads", "21
          ["--threads", "0"], ["--verbose"], ["--version"]]
 
 
+#: Largest values of work-setting options run as they are (larger valid ones become these).
+_COST_CAP = {"--max-queries": 60}
+
+
 @st.composite
-def cli_calls(draw: Any, *, strict_message: bool = False) -> Case:
-    cmd = draw(st.sampled_from(list(COMMANDS)))
-    fixed, opts = COMMANDS[cmd]
+def cli_calls(draw: Any, *, strict_message: bool = False,
+              commands: dict[tuple[str, ...], Any] | None = None) -> Case:
+    table = COMMANDS if commands is None else commands
+    cmd = draw(st.sampled_from(list(table)))
+    fixed, opts = table[cmd]
     root = draw(st.lists(st.sampled_from(_ROOT), max_size=2))
     args: list[str] = []
     for opt in draw(st.lists(st.sampled_from(sorted(opts) or ["--json"]), unique=True,
@@ -124,6 +149,9 @@ def cli_calls(draw: Any, *, strict_message: bool = False) -> Case:
         amount = parse_index(v)
         if opt in _COST and amount is not None and amount > 5 and opt != "--index":
             v = "2"
+        cap = _COST_CAP.get(opt)
+        if cap is not None and amount is not None and cap < amount <= 10**9:
+            v = str(cap)  # a valid budget: 10**9 queries is a long run, not a hang
         args += [opt, v]
     junk = draw(st.sampled_from([[], [], [], ["--bogus"], ["extra"], ["--eps"]]))
     argv_t = [a for r in root for a in r] + list(cmd) + fixed + args + junk
@@ -152,6 +180,11 @@ def cli_calls(draw: Any, *, strict_message: bool = False) -> Case:
             return [f"traceback: exit {res.exit_code} with a traceback"]
         if res.exit_code not in (0, 2, 3):
             return [f"exit code: {res.exit_code} (documented: 0, 2, 3)"]
+        if res.exit_code == 0 and "--version" not in argv:
+            if cmd == ("attacks",):
+                return _check_listing(res.stdout, "--json" in argv)
+            if cmd[0] == "attack" and "--json" in argv:
+                return _check_budget(res.stdout, argv)
         if strict_message and res.exit_code == 2 and "--debug" not in argv:
             # Progress lines (piped: "label: 40% (2/5), 1s elapsed") may precede the error;
             # the error itself must be one line.
@@ -161,9 +194,54 @@ def cli_calls(draw: Any, *, strict_message: bool = False) -> Case:
                 return [f"message: exit 2 with {len(lines)} lines, not one: {lines[:3]!r}"]
         return []
 
-    return Case("cli" if not strict_message else "cli_message", call, check, timeout=60,
+    area = "cli" if not strict_message else "cli_message"
+    if commands is not None:
+        area += "_blackbox"
+    return Case(area, call, check, timeout=60,
                 repro="hoodwink " + " ".join(argv_t),
                 refused=lambda ra: ra[0].exit_code == 2)
+
+
+def _check_listing(out: str, as_json: bool) -> list[str]:
+    """``hoodwink attacks``: every registered attack, with its threat model."""
+    import json
+
+    from hoodwink.attacks.registry import available
+
+    names = [i.name for i in available()]
+    if not as_json:
+        missing = [nm for nm in names if nm not in out]
+        return [f"attacks: the table lacks {missing}"] if missing else []
+    try:
+        rows = json.loads(out)
+    except ValueError:
+        return [f"attacks --json: stdout is not JSON: {out[:80]!r}"]
+    if [r.get("name") for r in rows] != names or any(
+            r.get("threat") not in ("white-box", "scores", "labels") for r in rows):
+        return ["attacks --json: names or threats differ from the registry"]
+    return []
+
+
+def _check_budget(out: str, argv: list[str]) -> list[str]:
+    """``hoodwink attack --json`` with --max-queries: the mean queries within the budget."""
+    import json
+
+    if "--max-queries" not in argv:
+        return []
+    budget = int(argv[len(argv) - 1 - argv[::-1].index("--max-queries") + 1])
+    try:
+        rec = json.loads(out)
+    except ValueError:
+        return [f"attack --json: stdout is not JSON: {out[:80]!r}"]
+    q = rec.get("queries_mean") if isinstance(rec, dict) else None
+    if q is not None and q > budget:
+        return [f"budget: queries_mean {q} above --max-queries {budget}"]
+    return []
+
+
+def blackbox_cli_calls() -> st.SearchStrategy[Case]:
+    """``hoodwink attack`` with the black-box attacks and --max-queries; ``hoodwink attacks``."""
+    return cli_calls(commands=BLACKBOX_COMMANDS)
 
 
 #: A line of hoodwink.cli._progress.PipedProgress.

@@ -4,8 +4,10 @@ A :class:`Case` is one generated call: a thunk, a validator of its result and a
 reproducer. :func:`judge` runs it under a per-case timeout and classifies it:
 
 ``ok``          returned, and the validator found nothing wrong;
-``documented``  raised a :class:`hoodwink.errors.HoodwinkError` (the documented tree);
-``crash``       raised anything else (keyed by exception type and top frame);
+``documented``  raised a :class:`hoodwink.errors.HoodwinkError` (the documented tree),
+                except :class:`~hoodwink.errors.InternalError`;
+``crash``       raised anything else (keyed by exception type and top frame), or an
+                InternalError: the library's own "this is a hoodwink bug";
 ``wrong``       returned a result that breaks a documented guarantee (NaN, out of
                 the eps-ball, success disagreeing with the model, ...);
 ``hang``        ran past the timeout.
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hoodwink.errors import HoodwinkError
+from hoodwink.errors import HoodwinkError, InternalError
 
 #: Outcomes that satisfy the oracle.
 PASSING = ("ok", "documented")
@@ -136,6 +138,9 @@ def judge(case: Case) -> Outcome:
         out = Outcome("hang", "hang", str(exc), case.repro, case.area)
     except KeyboardInterrupt:
         raise
+    except InternalError as exc:  # documented, but by definition a hoodwink bug
+        out = Outcome("crash", f"InternalError @ {top_frame(exc)}", _short(exc), case.repro,
+                      case.area)
     except HoodwinkError as exc:
         out = Outcome("documented", type(exc).__name__, _short(exc), case.repro, case.area)
     except BaseException as exc:  # noqa: BLE001 - classifying every escape is the point

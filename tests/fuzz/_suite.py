@@ -6,10 +6,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from ._oracle import judge
+
+_NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
 
 
 def fuzz_pair(
@@ -26,12 +28,14 @@ def fuzz_pair(
         out = judge(case)
         assert out.passed, out.message()
 
+    fast_reason, long_reason = reason(area, fast=True), reason(area)
     fast_settings = settings(settings.get_profile("hoodwink-fuzz"),
-                             **({"max_examples": examples} if examples else {}))
+                             **({"max_examples": examples} if examples else {}),
+                             # A known failure is not shrunk again on every CI run.
+                             **({"phases": _NO_SHRINK} if fast_reason else {}))
     fast = fast_settings(given(strategy)(body))
     long = pytest.mark.fuzz_long(settings(settings.get_profile("hoodwink-fuzz-long"))(
         given(strategy)(body)))
-    fast_reason, long_reason = reason(area, fast=True), reason(area)
     if fast_reason:
         fast = pytest.mark.xfail(strict=False, reason=fast_reason)(fast)
     if long_reason:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import shutil
 import tempfile
 from decimal import Decimal
@@ -53,8 +54,10 @@ def remove(path: Path) -> list[str]:
 
 
 def is_real(v: Any) -> bool:
-    """A real number as the docs promise it (bool excluded), finite as a float."""
-    if isinstance(v, bool | np.bool_) or not isinstance(v, int | float | np.integer | np.floating):
+    """A real number as the docs promise it (bool excluded; Fractions are real), finite as a
+    float."""
+    if isinstance(v, bool | np.bool_) or not isinstance(v, numbers.Real | np.integer
+                                                            | np.floating):
         return False
     try:
         return bool(np.isfinite(float(v)))

@@ -5,12 +5,14 @@ import sys
 
 import pytest
 
-from ._gen_cli import cli_calls
+from ._gen_cli import blackbox_cli_calls, cli_calls
 from ._suite import fuzz_pair
 
 test_cli, test_cli_long = fuzz_pair(cli_calls(), "cli", examples=8)
 test_cli_message, test_cli_message_long = fuzz_pair(
     cli_calls(strict_message=True), "cli_message", examples=4)
+test_cli_blackbox, test_cli_blackbox_long = fuzz_pair(
+    blackbox_cli_calls(), "cli_blackbox", examples=8)
 
 
 @pytest.mark.parametrize("argv", [["attack", "--eps", "abc", "--model", "mnist-linear"],

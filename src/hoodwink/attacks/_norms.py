@@ -217,8 +217,9 @@ def quantize(
         k = torch.where(ok.reshape(_bshape(x)), rounded, torch.trunc(k_off))
     kk = (k_x + k).clamp(min=0, max=levels - 1)
     # lower + (k * span) / (levels - 1): computed this way k/255 is bit-identical to
-    # what reading an 8-bit file back gives, so a PNG round trip changes nothing.
-    return lower + (kk * span) / (levels - 1)
+    # what reading an 8-bit file back gives, so a PNG round trip changes nothing. At the
+    # top index it can round an ulp above upper (lower + span != upper in floats): cap it.
+    return torch.minimum(lower + (kk * span) / (levels - 1), upper)
 
 
 _EXACT_DTYPES = (torch.float32, torch.float64)
@@ -277,7 +278,7 @@ def _quantize_linf_scalar(x: torch.Tensor, x_adv: torch.Tensor, eps: float,
     k.add_(k_x).clamp_(0, levels - 1)
     if span != 1:  # a product with 1 changes no bit
         k.mul_(span)
-    return k.div_(levels - 1).add_(lo)
+    return _capped(k.div_(levels - 1).add_(lo), lower, upper, levels, x.dtype)
 
 
 def snap_point(x: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
@@ -295,7 +296,33 @@ def snap_point(x: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
     k.round_().clamp_(0, levels - 1)
     if span != 1:
         k.mul_(span)
-    return k.div_(levels - 1).add_(lo)
+    return _capped(k.div_(levels - 1).add_(lo), lower, upper, levels, x.dtype)
+
+
+def _capped(points: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, levels: int,
+            dtype: torch.dtype) -> torch.Tensor:
+    """Grid points (0-d bounds) capped at ``upper``, in place, where the top one overshoots.
+
+    ``lower + (k * span) / (levels - 1)`` can round one ulp above ``upper`` at the
+    top index for some bounds (e.g. -0.4331 and 0.6487 in float32); for the usual
+    ones (0 and 1, 0 and 255) it does not, and no cap is applied.
+    """
+    cap = _top_cap(lower, upper, levels, dtype)
+    return points.clamp_(max=cap) if cap is not None else points
+
+
+def _top_cap(lower: torch.Tensor, upper: torch.Tensor, levels: int,
+             dtype: torch.dtype) -> float | None:
+    """``upper`` when the top grid point, computed as the fast path computes it, exceeds it."""
+    lo, span, _, zero = _grid_numbers(lower, upper, levels)
+    top = torch.full((1,), float(levels - 1), dtype=dtype)
+    if span != 1:
+        top.mul_(span)
+    top.div_(levels - 1)
+    if not zero:
+        top.add_(lo)
+    hi = float(upper)
+    return hi if float(top[0]) > hi else None
 
 
 class GridUnits:
@@ -330,6 +357,8 @@ class GridUnits:
         self.step = self.span / (levels - 1)
         self._numbers = _grid_numbers(lower, upper, levels) if _fast_grid(x, lower, upper) \
             else None
+        self._cap = (_top_cap(lower, upper, levels, x.dtype) if self._numbers is not None
+                     else None)
         self.k_x = self.units(x).round_()
         # quantize's kmax: eps in x's dtype over the step, shaped as quantize shapes it.
         e = torch.full((1,) * x.ndim, eps, dtype=x.dtype, device=x.device)
@@ -367,20 +396,22 @@ class GridUnits:
         """The grid point of the rounded index of ``k``, as quantize writes it; fresh."""
         kk = torch.round(k)
         if self._numbers is None:
-            return self.lower + (kk * self.span) / (self.levels - 1)
+            return torch.minimum(self.lower + (kk * self.span) / (self.levels - 1), self.upper)
         lo, span, _, zero = self._numbers
         if span != 1:  # a product with 1 changes no bit
             kk.mul_(span)
         kk.div_(self.levels - 1)
         # Adding +0.0 changes no bit here: k >= k_lo >= +0 after every clamp, so the
-        # rounded index is never -0.0.
-        return kk if zero else kk.add_(lo)
+        # rounded index is never -0.0. Capped where the top grid point overshoots upper.
+        out = kk if zero else kk.add_(lo)
+        return out.clamp_(max=self._cap) if self._cap is not None else out
 
     def subset(self, keep: torch.Tensor) -> GridUnits:
         """The same grid for the samples ``keep`` (a mask or index) of ``x``."""
         out = GridUnits.__new__(GridUnits)
         out.lower, out.upper, out.levels = self.lower, self.upper, self.levels
         out.span, out.step, out._numbers = self.span, self.step, self._numbers
+        out._cap = self._cap
         out.k_x, out.k_lo, out.k_hi = self.k_x[keep], self.k_lo[keep], self.k_hi[keep]
         return out
 

@@ -557,7 +557,12 @@ class Attack:
                     "different class; drop those samples or pick another target."
                 )
         gen = torch.Generator()
-        gen.manual_seed(self.seed if self.seed is not None else int(torch.seed() % 2**63))
+        if self.seed is None:
+            # Fresh entropy for this generator only: torch.seed() would reseed the global
+            # generator, a side effect on the caller's own randomness.
+            gen.seed()
+        else:
+            gen.manual_seed(self.seed)
         labels = t_t if t_t is not None else (y_t if y_t is not None else pred_clean)
         if labels is None:  # unreachable: own_clean holds when both y and target are None
             raise InternalError("no labels to attack; this is a hoodwink bug.")

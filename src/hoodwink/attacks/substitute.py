@@ -6,7 +6,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Literal, cast
+from typing import ClassVar, Literal, NoReturn, cast
 
 import torch
 from torch import nn
@@ -25,6 +25,7 @@ from hoodwink.attacks._gate import QueryGate
 from hoodwink.attacks._norms import NormName, clip_to_bounds, snap_point
 from hoodwink.attacks.base import AttackInputs, BlackBoxAttack, GradientAttack
 from hoodwink.attacks.pgd import PGD
+from hoodwink.errors import HoodwinkError
 from hoodwink.models.torch import TorchClassifier
 
 __all__ = ["Substitute", "SurrogateFactory", "default_surrogate"]
@@ -307,14 +308,49 @@ class Substitute(BlackBoxAttack):
         # Initialisers draw from torch's global generator: seed it, and restore it after.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            net = factory(shape, num_classes)
+            try:
+                net = factory(shape, num_classes)
+            except HoodwinkError:
+                raise
+            except Exception as exc:  # the user's factory can raise anything
+                self._bad_surrogate(f"It raised {type(exc).__name__}: {exc}")
         if not isinstance(net, nn.Module):
-            reject(_OWNER, "surrogate", self.surrogate,
-                   "a factory(input_shape, num_classes) that returns an nn.Module",
-                   hint=f"It returned {type(net).__name__}.")
+            self._bad_surrogate(f"It returned {type(net).__name__}.")
         # Both bounds broadcast to one shape (0 * the other adds its dimensions).
         lo_b, hi_b = lo + 0 * hi, hi + 0 * lo
-        return _Scaled(net, lo_b.float(), hi_b.float()).to(torch.device("cpu"))
+        scaled = _Scaled(net, lo_b.float(), hi_b.float()).to(torch.device("cpu"))
+        self._check_surrogate(scaled, shape, num_classes)
+        return scaled
+
+    def _bad_surrogate(self, problem: str) -> NoReturn:
+        reject(_OWNER, "surrogate", self.surrogate,
+               "a factory(input_shape, num_classes) that returns an nn.Module mapping float32 "
+               "inputs (N, *input_shape) to logits (N, num_classes), with trainable parameters",
+               hint=problem)
+
+    def _check_surrogate(self, net: nn.Module, shape: tuple[int, ...], num_classes: int) -> None:
+        """Refuse, before any training, a surrogate that cannot be trained on these inputs.
+
+        One forward pass (in eval mode, no gradients, no queries) on a batch of two:
+        a factory's network that fails on it, or gives other than (2, num_classes)
+        float logits, would otherwise fail deep inside training with torch's error.
+        """
+        if not any(p.requires_grad for p in net.parameters()):
+            self._bad_surrogate("Its network has no trainable parameters.")
+        batch = (2, *shape)
+        try:
+            with torch.no_grad():
+                out = net.eval()(torch.zeros(batch))
+        except HoodwinkError:
+            raise
+        except Exception as exc:  # the user's network can raise anything
+            self._bad_surrogate(f"Its network raised {type(exc).__name__} on a batch of shape "
+                                f"{batch}: {exc}")
+        if not (isinstance(out, torch.Tensor) and out.is_floating_point()
+                and tuple(out.shape) == (2, num_classes)):
+            got = (f"{out.dtype} of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor)
+                   else type(out).__name__)
+            self._bad_surrogate(f"Its network maps a batch of shape {batch} to {got}.")
 
     def _train(self, net: nn.Module, pts: torch.Tensor, labs: torch.Tensor,
                generator: torch.Generator) -> None:

@@ -29,7 +29,7 @@ from hoodwink.errors import (
 from hoodwink.models.base import Capabilities, OutputKind
 from hoodwink.models.torch import _BATCH, _F32_MAX, _LEVELS, _fits, _real_array, _show
 
-__all__ = ["NumpyClassifier"]
+__all__ = ["MAX_CLASSES", "NumpyClassifier"]
 
 BoundLike = float | Sequence[float] | np.ndarray | torch.Tensor
 IntArray = npt.NDArray[np.int64]
@@ -40,6 +40,9 @@ _PROB_TOL = 1e-4
 _SUM_TOL = 1e-3
 #: Classes listed in an "unknown label" message.
 _LIST_CLASSES = 20
+#: Largest num_classes an adapter takes: far beyond any classifier, and a size torch can
+#: allocate (an empty (0, C) batch of scores), unlike 2**64.
+MAX_CLASSES = 2**31 - 1
 
 
 # ---------------------------------------------------------------- parameter checks

@@ -14,7 +14,13 @@ import numpy as np
 
 from hoodwink._validation import check_choice, check_int
 from hoodwink.errors import ConfigError, HoodwinkError, ModelOutputError
-from hoodwink.models._numpy import BoundLike, IntArray, NumpyClassifier, check_class_names
+from hoodwink.models._numpy import (
+    MAX_CLASSES,
+    BoundLike,
+    IntArray,
+    NumpyClassifier,
+    check_class_names,
+)
 from hoodwink.models.base import OutputKind
 
 __all__ = ["CallableClassifier"]
@@ -41,7 +47,7 @@ class CallableClassifier(NumpyClassifier):
         (``"labels"``; integral floats are accepted). Lists, NumPy arrays and
         CPU tensors all work. ``fn`` is never changed.
     num_classes : int
-        Number of classes C, at least 2.
+        Number of classes C, in [2, 2**31 - 1].
     bounds : (lower, upper)
         The range of valid inputs, required: floats or per-feature arrays
         broadcastable to one input; finite, lower < upper everywhere.
@@ -113,7 +119,7 @@ class CallableClassifier(NumpyClassifier):
                 "Pass the function itself (or an instance with __call__)."
             )
         kind: OutputKind = check_choice(_OWNER, "output", output, get_args(OutputKind))
-        nc = check_int(_OWNER, "num_classes", num_classes, low=2)
+        nc = check_int(_OWNER, "num_classes", num_classes, low=2, high=MAX_CLASSES)
         names = check_class_names(_OWNER, class_names)
         super().__init__(owner=_OWNER, bounds=bounds, output=kind, levels=levels,
                          input_shape=input_shape, batch_size=batch_size, num_classes=nc,

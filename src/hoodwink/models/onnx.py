@@ -26,6 +26,7 @@ from hoodwink.errors import (
     ShapeError,
 )
 from hoodwink.models._numpy import (
+    MAX_CLASSES,
     BoundLike,
     IntArray,
     NumpyClassifier,
@@ -153,7 +154,7 @@ class OnnxClassifier(NumpyClassifier):
     class_names : sequence of str, optional
         One name per class index; skl2onnx's ZipMap output supplies them when
         this is left out.
-    num_classes : int, optional
+    num_classes : int in [2, 2**31 - 1], optional
         Number of classes; needed with ``output="labels"`` (or class_names).
         Otherwise read from the model's output shape, or learnt from its first
         run.
@@ -197,7 +198,8 @@ class OnnxClassifier(NumpyClassifier):
                                                allow_none=True)
         if output_name is not None and not isinstance(output_name, str):
             reject(_OWNER, "output_name", output_name, "a str (the name of a model output)")
-        nc = check_int(_OWNER, "num_classes", num_classes, low=2, allow_none=True)
+        nc = check_int(_OWNER, "num_classes", num_classes, low=2, high=MAX_CLASSES,
+                       allow_none=True)
         names = check_class_names(_OWNER, class_names)
         pre = _preprocessing(preprocessing)
         if providers is not None and (isinstance(providers, str) or not isinstance(
