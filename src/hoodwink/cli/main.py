@@ -264,6 +264,7 @@ def fool_cmd(
 def _mount_subapps() -> None:
     from hoodwink.cli.attack import register as register_attack
     from hoodwink.cli.dream import register as register_dream
+    from hoodwink.cli.forests import register as register_forests
     from hoodwink.cli.linear import app as linear_app
     from hoodwink.cli.transfer import register as register_transfer
 
@@ -271,6 +272,7 @@ def _mount_subapps() -> None:
     register_attack(app)
     register_dream(app)
     register_transfer(app)
+    register_forests(app)
 
 
 _mount_subapps()
