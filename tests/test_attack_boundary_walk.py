@@ -9,65 +9,26 @@ import pytest
 import torch
 from torch import nn
 
+from _helpers import (
+    BIG,
+    LOWER,
+    UPPER,
+    Counting,
+    assert_seed_reproduces,
+    assert_within_budget,
+    first_rows,
+    label_grid,
+    labelled_inputs,
+    pairwise_l2_bound,
+    progress_of,
+    seeded_linear,
+)
 from hoodwink import TorchClassifier
 from hoodwink.attacks.boundary_walk import BoundaryWalk
 from hoodwink.errors import ConfigError
-from hoodwink.models.base import Capabilities
 
 pytestmark = [pytest.mark.usefixtures("one_thread"),
               pytest.mark.filterwarnings("ignore::hoodwink.errors.EpsScaleWarning")]
-
-D = 20
-LOWER, UPPER = -4.0, 4.0
-#: Larger than any distance inside the box: "report the norm reached".
-BIG = 100.0
-
-
-class LabelOnly:
-    """A label-only model over a TorchClassifier; counts (and can log) what it is asked."""
-
-    def __init__(self, inner: TorchClassifier) -> None:
-        self.inner = inner
-        self.rows = 0
-        self.keep_log = False
-        self.log: list[tuple[torch.Tensor, torch.Tensor]] = []
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return Capabilities(differentiable=False, output="labels")
-
-    @property
-    def num_classes(self) -> int:
-        return self.inner.num_classes
-
-    @property
-    def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.inner.bounds
-
-    @property
-    def levels(self) -> int | None:
-        return self.inner.levels
-
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        self.rows += x.shape[0]
-        pred = self.inner.predict(x)
-        if self.keep_log:
-            self.log.append((x.clone(), pred.clone()))
-        return pred
-
-
-def linear(seed: int = 0, d: int = D, c: int = 2) -> nn.Linear:
-    torch.manual_seed(seed)
-    return nn.Linear(d, c).eval()
-
-
-def data(net: nn.Linear, n: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs in [-1, 1]^d with the model's own labels."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(n, net.in_features, generator=g) * 2 - 1
-    with torch.no_grad():
-        y = net(x).argmax(dim=1)
-    return x, y
 
 
 def two_class_distance(net: nn.Linear, x: torch.Tensor, norm: str) -> torch.Tensor:
@@ -81,8 +42,8 @@ def two_class_distance(net: nn.Linear, x: torch.Tensor, norm: str) -> torch.Tens
 # ---------------------------------------------------------------------- efficacy
 def test_l2_reaches_the_closed_form_distance() -> None:
     """On one hyperplane the walk ends within 0.1 % of margin / ‖Δw‖₂, never below it."""
-    net = linear()
-    x, y = data(net, 8)
+    net = seeded_linear()
+    x, y = labelled_inputs(net, 8)
     model = TorchClassifier(net, bounds=(LOWER, UPPER))
     r = BoundaryWalk(max_queries=2000)(model, x, y, eps=BIG)
     assert bool(r.success.all())
@@ -93,8 +54,8 @@ def test_l2_reaches_the_closed_form_distance() -> None:
 
 def test_linf_tracks_the_linf_norm_within_a_baseline_margin() -> None:
     """L∞: never below margin / ‖Δw‖₁, and well below where the walk started."""
-    net = linear()
-    x, y = data(net, 8)
+    net = seeded_linear()
+    x, y = labelled_inputs(net, 8)
     model = TorchClassifier(net, bounds=(LOWER, UPPER))
     exact = two_class_distance(net, x, "linf")
     short = BoundaryWalk(norm="linf", max_queries=40)(model, x, y, eps=BIG)
@@ -108,23 +69,20 @@ def test_linf_tracks_the_linf_norm_within_a_baseline_margin() -> None:
 
 
 def test_targeted_success_with_three_classes() -> None:
-    net = linear(c=3)
-    x, y = data(net, 8)
+    net = seeded_linear(c=3)
+    x, y = labelled_inputs(net, 8)
     target = (y + 1) % 3
     model = TorchClassifier(net, bounds=(LOWER, UPPER))
     r = BoundaryWalk(max_queries=800)(model, x, y, target=target, eps=BIG)
     assert bool(r.success.all()) and torch.equal(r.pred_adv, target)
-    w, b = net.weight.detach().double(), net.bias.detach().double()
-    s = x.double() @ w.T + b
-    margin = s.gather(1, y[:, None])[:, 0] - s.gather(1, target[:, None])[:, 0]
-    bound = margin / (w[y] - w[target]).norm(dim=1)
+    bound = pairwise_l2_bound(net, x, y, target)
     assert bool((r.perturbation_norm.double() >= bound * (1 - 1e-5)).all())
     assert not bool((model.predict(x) == target).any())  # a no-op succeeds on none
 
 
 def test_success_at_eps_just_above_the_closed_form_and_not_below() -> None:
-    net = linear()
-    x, y = data(net, 8)
+    net = seeded_linear()
+    x, y = labelled_inputs(net, 8)
     model = TorchClassifier(net, bounds=(LOWER, UPPER))
     exact = two_class_distance(net, x, "l2")
     attack = BoundaryWalk(max_queries=800)
@@ -141,12 +99,11 @@ def test_success_at_eps_just_above_the_closed_form_and_not_below() -> None:
 @pytest.mark.parametrize("budget", [2, 3, 10, 101])
 @pytest.mark.parametrize("norm", ["l2", "linf"])
 def test_budget_never_exceeded_and_queries_exact(n: int, budget: int, norm: str) -> None:
-    net = linear(c=3)
-    x, y = data(net, n)
-    model = LabelOnly(TorchClassifier(net, bounds=(LOWER, UPPER)))
+    net = seeded_linear(c=3)
+    x, y = labelled_inputs(net, n)
+    model = Counting(TorchClassifier(net, bounds=(LOWER, UPPER)), output="labels")
     r = BoundaryWalk(norm=norm, max_queries=budget)(model, x, y, eps=BIG)
-    assert int(r.queries.max()) <= budget
-    assert int(r.queries.sum()) == model.rows
+    assert_within_budget(r, model.rows, budget)
     if budget >= 101:  # it walks until fewer than the two queries of a step are left
         assert int(r.queries.min()) >= budget - 1
 
@@ -154,16 +111,15 @@ def test_budget_never_exceeded_and_queries_exact(n: int, budget: int, norm: str)
 def test_anytime_a_small_budget_is_exactly_a_prefix_of_a_larger_one() -> None:
     """A run of budget B asks the first B - 1 questions of a run of 4B (the last query is
     the base class's verification), and returns the nearest adversarial point among them."""
-    net = linear()
-    x, y = data(net, 1)
+    net = seeded_linear()
+    x, y = labelled_inputs(net, 1)
     logs = []
     results = []
     for budget in (120, 480):
-        model = LabelOnly(TorchClassifier(net, bounds=(LOWER, UPPER)))
-        model.keep_log = True
+        model = Counting(TorchClassifier(net, bounds=(LOWER, UPPER)), output="labels",
+                         record=True)
         results.append(BoundaryWalk(max_queries=budget)(model, x, y, eps=BIG))
-        logs.append((torch.cat([p for p, _ in model.log[:-1]]),
-                     torch.cat([q for _, q in model.log[:-1]])))
+        logs.append((first_rows(model.seen), first_rows(model.answers)))
     (ps, ls), (pl, ll) = logs
     k = ps.shape[0]
     assert k in (118, 119) and pl.shape[0] in (478, 479)  # two queries a step
@@ -175,8 +131,8 @@ def test_anytime_a_small_budget_is_exactly_a_prefix_of_a_larger_one() -> None:
 
 
 def test_stop_at_eps_saves_queries() -> None:
-    net = linear()
-    x, y = data(net, 6)
+    net = seeded_linear()
+    x, y = labelled_inputs(net, 6)
     model = TorchClassifier(net, bounds=(LOWER, UPPER))
     eps = float(two_class_distance(net, x, "l2").max()) * 2
     full = BoundaryWalk(max_queries=600)(model, x, y, eps=eps)
@@ -190,38 +146,25 @@ def test_stop_at_eps_saves_queries() -> None:
 def test_grid_and_per_feature_bounds(norm: str) -> None:
     """levels=256 and per-feature bounds: on the grid, in the box; steps far below a grid
     step still move (random rounding), so the walk gets well below its start."""
-    torch.manual_seed(2)
-    net = nn.Linear(6, 3).eval()
-    with torch.no_grad():
-        net.bias.zero_()
-    lower = torch.linspace(-2.0, -0.5, 6)
-    upper = lower + torch.linspace(2.5, 4.0, 6)
-    model = TorchClassifier(net, bounds=(lower, upper), levels=256)
-    g = torch.Generator().manual_seed(5)
-    x = lower + torch.round(torch.rand(12, 6, generator=g) * 255) / 255 * (upper - lower)
-    y = model.predict(x)
-    assert len(set(y.tolist())) == 3
-    short = BoundaryWalk(norm=norm, max_queries=30)(model, x, y, eps=BIG)
-    r = BoundaryWalk(norm=norm, max_queries=800)(model, x, y, eps=BIG)
-    assert bool(r.success.all())
-    k = (r.x_adv - lower) / (upper - lower) * 255
-    assert float((k - k.round()).abs().max()) < 1e-3
-    assert bool(((r.x_adv >= lower) & (r.x_adv <= upper)).all())
-    assert torch.equal(r.pred_adv, model.predict(r.x_adv))
+    case = label_grid(12)
+    assert len(set(case.y.tolist())) == 3
+    short = BoundaryWalk(norm=norm, max_queries=30)(case.model, case.x, case.y, eps=BIG)
+    r = BoundaryWalk(norm=norm, max_queries=800)(case.model, case.x, case.y, eps=BIG)
+    case.check(r)
     assert float(r.perturbation_norm.median()) < 0.7 * float(short.perturbation_norm.median())
 
 
 def test_runs_on_a_label_only_model() -> None:
-    net = linear(c=3)
-    x, y = data(net, 5)
-    model = LabelOnly(TorchClassifier(net, bounds=(LOWER, UPPER)))
+    net = seeded_linear(c=3)
+    x, y = labelled_inputs(net, 5)
+    model = Counting(TorchClassifier(net, bounds=(LOWER, UPPER)), output="labels")
     r = BoundaryWalk(max_queries=300)(model, x, y, eps=BIG)
     assert bool(r.success.all())
 
 
 def test_eps_zero_and_already_misclassified() -> None:
-    net = linear(c=3)
-    x, y = data(net, 4)
+    net = seeded_linear(c=3)
+    x, y = labelled_inputs(net, 4)
     model = TorchClassifier(net, bounds=(LOWER, UPPER))
     r0 = BoundaryWalk(max_queries=100)(model, x, y, eps=0.0)
     assert torch.equal(r0.x_adv, x) and r0.queries.tolist() == [2] * 4
@@ -232,23 +175,18 @@ def test_eps_zero_and_already_misclassified() -> None:
 
 
 def test_fixed_seed_reproduces_and_seeds_differ() -> None:
-    net = linear()
-    x, y = data(net, 4)
+    net = seeded_linear()
+    x, y = labelled_inputs(net, 4)
     model = TorchClassifier(net, bounds=(LOWER, UPPER))
-    a = BoundaryWalk(max_queries=200, seed=5)(model, x, y, eps=BIG)
-    b = BoundaryWalk(max_queries=200, seed=5)(model, x, y, eps=BIG)
-    c = BoundaryWalk(max_queries=200, seed=6)(model, x, y, eps=BIG)
-    assert torch.equal(a.x_adv, b.x_adv) and torch.equal(a.queries, b.queries)
-    assert not torch.equal(a.x_adv, c.x_adv)
+    assert_seed_reproduces(
+        lambda s: BoundaryWalk(max_queries=200, seed=s)(model, x, y, eps=BIG), 5)
 
 
 def test_progress_ends_at_the_budget() -> None:
-    net = linear()
-    x, y = data(net, 2)
+    net = seeded_linear()
+    x, y = labelled_inputs(net, 2)
     model = TorchClassifier(net, bounds=(LOWER, UPPER))
-    seen: list[tuple[int, int]] = []
-    BoundaryWalk(max_queries=60)(model, x, y, eps=BIG,
-                                 progress=lambda d, t, m: seen.append((d, t)))
+    seen = progress_of(BoundaryWalk(max_queries=60), model, x, y, eps=BIG)
     done = [d for d, _ in seen]
     assert done == sorted(done) and seen[-1] == (60, 60)
 

@@ -7,8 +7,22 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
+from _helpers import (
+    WIDE_C,
+    WIDE_D,
+    Counting,
+    assert_seed_reproduces,
+    assert_within_budget,
+    interior_inputs,
+    linf_distance,
+    probability_model,
+    progress_of,
+    rows_asked,
+    score_grid,
+    threshold_labels,
+)
+from _helpers import gaussian_linear as linear_net
 from hoodwink import PGD, CallableClassifier, TorchClassifier
 from hoodwink.attacks._gate import QueryGate
 from hoodwink.attacks.base import AttackInputs
@@ -16,77 +30,12 @@ from hoodwink.attacks.estimated import EstimatedGradient, _EstimatingGate
 from hoodwink.attacks.fgsm import FGSM
 from hoodwink.attacks.local_search import LocalSearch
 from hoodwink.errors import CapabilityError, ConfigError
-from hoodwink.models.base import Capabilities
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-D, C = 20, 3
-
-
-class Counting:
-    """A model wrapper that counts (and optionally records) every input row it is asked about."""
-
-    def __init__(self, inner: Any, record: bool = False) -> None:
-        self.inner = inner
-        self.rows = 0
-        self.calls = 0
-        self.record = record
-        self.seen: list[torch.Tensor] = []
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self.inner.capabilities  # type: ignore[no-any-return]
-
-    @property
-    def num_classes(self) -> int:
-        return self.inner.num_classes  # type: ignore[no-any-return]
-
-    @property
-    def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.inner.bounds  # type: ignore[no-any-return]
-
-    @property
-    def levels(self) -> int | None:
-        return self.inner.levels  # type: ignore[no-any-return]
-
-    def _count(self, x: torch.Tensor) -> None:
-        self.rows += x.shape[0]
-        self.calls += x.shape[0] > 0
-        if self.record and x.shape[0] > 0:
-            self.seen.append(x.detach().clone())
-
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        self._count(x)
-        return self.inner.predict(x)  # type: ignore[no-any-return]
-
-    def scores(self, x: torch.Tensor) -> torch.Tensor:
-        self._count(x)
-        return self.inner.scores(x)  # type: ignore[no-any-return]
-
-
-def linear_net(seed: int = 0, d: int = D, c: int = C) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    net = nn.Linear(d, c)
-    with torch.no_grad():
-        net.weight.copy_(torch.randn(c, d, generator=g))
-        net.bias.zero_()
-    return net.eval()
-
-
-def interior_inputs(n: int, d: int = D, seed: int = 1) -> torch.Tensor:
-    """Inputs in [0.3, 0.7]: an L∞ ball of radius up to 0.3 never meets the bounds (0, 1)."""
-    g = torch.Generator().manual_seed(seed)
-    return 0.3 + 0.4 * torch.rand(n, d, generator=g)
-
-
-def linf_distance(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Closed form: the smallest L∞ perturbation that changes a linear model's label."""
-    w = net.weight.detach().double()
-    z = net(x).detach().double()
-    y = z.argmax(dim=1)
-    gaps = (z.gather(1, y[:, None]) - z) / (w[y][:, None, :] - w[None]).abs().sum(dim=2)
-    gaps[torch.arange(len(y)), y] = torch.inf
-    return gaps.min(dim=1).values
+# test_attack_substitute imports Counting, D, interior_inputs, linear_net and linf_distance
+# from here; they live in _helpers.
+D, C = WIDE_D, WIDE_C
 
 
 # ---------------------------------------------------------------------- the estimate itself
@@ -210,8 +159,7 @@ def test_budget_is_exact_and_never_exceeded(batch: int, budget: int, estimator: 
     assert not bool(r.success.any())
     steps = min(20, (budget - 3) // (samples + 1))
     assert r.queries.tolist() == [1 + steps * (samples + 1) + 1 + 1] * batch
-    assert int(r.queries.max()) <= budget
-    assert counting.rows == int(r.queries.sum())
+    assert_within_budget(r, counting.rows, budget)
 
 
 @pytest.mark.parametrize("batch", [1, 7, 32])
@@ -223,9 +171,7 @@ def test_budget_with_mixed_success_and_fgsm_inside(batch: int, budget: int) -> N
     for attack in (EstimatedGradient(samples=4, max_queries=budget),
                    EstimatedGradient(attack=FGSM(), samples=4, max_queries=budget)):
         counting = Counting(TorchClassifier(net, bounds=(0, 1)))
-        r = attack(counting, x, eps=0.1)
-        assert int(r.queries.max()) <= budget
-        assert counting.rows == int(r.queries.sum())
+        assert_within_budget(attack(counting, x, eps=0.1), counting.rows, budget)
 
 
 def test_too_small_budget_names_the_minimum() -> None:
@@ -240,22 +186,16 @@ def test_a_short_run_is_the_start_of_a_long_one() -> None:
     """Anytime: the queries of a 60-query run are the first queries of a 200-query run."""
     net = linear_net()
     x = interior_inputs(5, seed=6)
-    runs = []
-    for budget in (60, 200):
-        counting = Counting(TorchClassifier(net, bounds=(0, 1)), record=True)
-        EstimatedGradient(samples=6, max_queries=budget, seed=3)(counting, x, eps=0.05)
-        runs.append(torch.cat(counting.seen))
-    short, long = runs
+    short, long = (rows_asked(EstimatedGradient(samples=6, max_queries=budget, seed=3),
+                              TorchClassifier(net, bounds=(0, 1)), x, eps=0.05)
+                   for budget in (60, 200))
     short = short[:-5]  # without the base class's verification pass
     assert torch.equal(short, long[: short.shape[0]])
 
 
 def test_progress_is_reported_in_queries() -> None:
-    calls: list[tuple[int, int]] = []
-    net = linear_net()
-    EstimatedGradient(samples=4, max_queries=40)(
-        TorchClassifier(net, bounds=(0, 1)), interior_inputs(3), eps=1e-4,
-        progress=lambda d, t, m: calls.append((d, t)))
+    calls = progress_of(EstimatedGradient(samples=4, max_queries=40),
+                        TorchClassifier(linear_net(), bounds=(0, 1)), interior_inputs(3), eps=1e-4)
     done = [d for d, _ in calls]
     assert done == sorted(done) and calls[-1][0] == calls[-1][1]
     assert calls[-1][1] == 1 + 7 * 5 + 1  # the clean pass, 7 steps of 5, the last judging pass
@@ -264,18 +204,10 @@ def test_progress_is_reported_in_queries() -> None:
 # ---------------------------------------------------------------------- grids, bounds, seeds
 @pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
 def test_grid_and_per_feature_bounds_hold(norm: str) -> None:
-    lower = torch.linspace(-1.0, 0.0, D)
-    upper = lower + torch.linspace(1.0, 3.0, D)
-    model = TorchClassifier(linear_net(), bounds=(lower, upper), levels=256)
-    step = (upper - lower) / 255
-    g = torch.Generator().manual_seed(2)
-    x = lower + torch.round(torch.rand(6, D, generator=g) * 255) * step
+    case = score_grid()
     eps = {"linf": 0.05, "l2": 0.3, "l1": 1.0}[norm]
-    r = EstimatedGradient(norm=norm, samples=6, max_queries=120)(model, x, eps=eps)
-    k = (r.x_adv - lower) / step
-    assert torch.allclose(k, k.round(), atol=1e-3)
-    assert bool(((r.x_adv >= lower) & (r.x_adv <= upper)).all())
-    assert bool((r.perturbation_norm <= eps + 1e-5).all())
+    r = EstimatedGradient(norm=norm, samples=6, max_queries=120)(case.model, case.x, eps=eps)
+    case.check(r, eps)
     assert int(r.queries.max()) <= 120
     assert r.attack.startswith("EstimatedGradient(") and f"norm='{norm}'" in r.attack
 
@@ -293,11 +225,8 @@ def test_default_sigma_is_one_grid_step_when_coarser_than_a_thousandth() -> None
 def test_fixed_seed_reproduces_and_seeds_differ() -> None:
     model = TorchClassifier(linear_net(), bounds=(0, 1))
     x = interior_inputs(6, seed=7)
-    a = EstimatedGradient(samples=6, max_queries=100, seed=5)(model, x, eps=1e-3)
-    b = EstimatedGradient(samples=6, max_queries=100, seed=5)(model, x, eps=1e-3)
-    c = EstimatedGradient(samples=6, max_queries=100, seed=6)(model, x, eps=1e-3)
-    assert torch.equal(a.x_adv, b.x_adv) and torch.equal(a.queries, b.queries)
-    assert not torch.equal(a.x_adv, c.x_adv)
+    assert_seed_reproduces(
+        lambda s: EstimatedGradient(samples=6, max_queries=100, seed=s)(model, x, eps=1e-3), 5)
 
 
 def test_global_random_state_untouched() -> None:
@@ -312,12 +241,7 @@ def test_global_random_state_untouched() -> None:
 def test_probability_outputs_give_log_probabilities_as_logits() -> None:
     """On a probability model the estimate works on log-probabilities (the logits, shifted)."""
     net = linear_net()
-
-    def fn(batch: np.ndarray) -> np.ndarray:
-        z = net(torch.from_numpy(batch)).detach()
-        return torch.softmax(z, dim=1).numpy()
-
-    model = CallableClassifier(fn, num_classes=C, bounds=(0, 1), output="probabilities")
+    model = probability_model(net, C)
     x = interior_inputs(4)
     view, _ = view_of(model, x)
     _, z, _ = view.loss_gradient(x, torch.zeros(4, dtype=torch.int64), loss="margin",
@@ -330,10 +254,8 @@ def test_probability_outputs_give_log_probabilities_as_logits() -> None:
 def test_label_only_model_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     # The message lists the attacks that fit, from the registry; keep this test to this attack.
     monkeypatch.setattr("hoodwink.attacks.registry.fitting", lambda caps: ["substitute"])
-    model = CallableClassifier(lambda b: (b[:, 0] > 0.5).astype(np.int64), num_classes=2,
-                               bounds=(0, 1), output="labels")
     with pytest.raises(CapabilityError, match="scores"):
-        EstimatedGradient()(model, torch.full((2, 3), 0.2), eps=0.1)
+        EstimatedGradient()(threshold_labels(), torch.full((2, 3), 0.2), eps=0.1)
 
 
 @pytest.mark.parametrize(("name", "value"), [

@@ -10,65 +10,28 @@ import pytest
 import torch
 from torch import nn
 
+from _helpers import (
+    BIG,
+    LOWER,
+    UPPER,
+    Counting,
+    assert_seed_reproduces,
+    assert_within_budget,
+    label_grid,
+    labelled_inputs,
+    pairwise_l2_bound,
+    progress_of,
+    rows_asked,
+    seeded_linear,
+)
 from hoodwink import TorchClassifier
 from hoodwink.attacks.hopskipjump import HopSkipJump
 from hoodwink.errors import ConfigError
-from hoodwink.models.base import Capabilities
 
 pytestmark = [pytest.mark.usefixtures("one_thread"),
               pytest.mark.filterwarnings("ignore::hoodwink.errors.EpsScaleWarning")]
 
 D, C = 20, 3
-LOWER, UPPER = -4.0, 4.0
-#: Larger than any distance inside the box: "report the norm reached".
-BIG = 100.0
-
-
-class LabelOnly:
-    """A label-only model over a TorchClassifier that counts the rows it is asked about."""
-
-    def __init__(self, inner: TorchClassifier) -> None:
-        self.inner = inner
-        self.rows = 0
-        self.log: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.keep_log = False
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return Capabilities(differentiable=False, output="labels")
-
-    @property
-    def num_classes(self) -> int:
-        return self.inner.num_classes
-
-    @property
-    def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.inner.bounds
-
-    @property
-    def levels(self) -> int | None:
-        return self.inner.levels
-
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        self.rows += x.shape[0]
-        pred = self.inner.predict(x)
-        if self.keep_log:
-            self.log.append((x.clone(), pred.clone()))
-        return pred
-
-
-def linear(seed: int = 0, d: int = D, c: int = C) -> nn.Linear:
-    torch.manual_seed(seed)
-    return nn.Linear(d, c).eval()
-
-
-def data(net: nn.Linear, n: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs in [-1, 1]^d and the model's own labels (so all are classified "correctly")."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(n, net.in_features, generator=g) * 2 - 1
-    with torch.no_grad():
-        y = net(x).argmax(dim=1)
-    return x, y
 
 
 def closed_form(net: nn.Linear, x: torch.Tensor, y: torch.Tensor,
@@ -104,8 +67,8 @@ def test_reaches_the_closed_form_distance_on_a_linear_model(norm: str, median_to
                                                             max_tol: float) -> None:
     """Within a few percent of margin / ‖Δw‖ (two classes: one hyperplane), never below it
     (that would be a false success)."""
-    net = linear(c=2)
-    x, y = data(net, 16)
+    net = seeded_linear()
+    x, y = labelled_inputs(net, 16)
     model = TorchClassifier(net, bounds=(LOWER, UPPER))
     r = HopSkipJump(norm=norm, max_queries=3000)(model, x, y, eps=BIG)
     best, inside = closed_form(net, x, y, norm)
@@ -119,8 +82,8 @@ def test_reaches_the_closed_form_distance_on_a_linear_model(norm: str, median_to
 
 def test_success_at_a_budget_just_above_the_closed_form_and_not_below() -> None:
     """At eps = 1.1 x the smallest distance nearly every sample falls; at 0.95 x none can."""
-    net = linear(c=2)
-    x, y = data(net, 16)
+    net = seeded_linear()
+    x, y = labelled_inputs(net, 16)
     model = TorchClassifier(net, bounds=(LOWER, UPPER))
     best, inside = closed_form(net, x, y, "l2")
     x, y, best = x[inside], y[inside], best[inside]
@@ -135,17 +98,14 @@ def test_success_at_a_budget_just_above_the_closed_form_and_not_below() -> None:
 
 def test_targeted_success_and_norms_above_the_pairwise_bound() -> None:
     """Every sample reaches its target; no norm is below margin(y, t) / ‖w_y - w_t‖."""
-    net = linear(d=D, c=4)
-    x, y = data(net, 12)
+    net = seeded_linear(c=4)
+    x, y = labelled_inputs(net, 12)
     target = (y + 1) % 4
     model = TorchClassifier(net, bounds=(LOWER, UPPER))
     r = HopSkipJump(max_queries=1500)(model, x, y, target=target, eps=BIG)
     assert bool(r.success.all())
     assert torch.equal(r.pred_adv, target)
-    w, b = net.weight.detach().double(), net.bias.detach().double()
-    s = x.double() @ w.T + b
-    margin = s.gather(1, y[:, None])[:, 0] - s.gather(1, target[:, None])[:, 0]
-    bound = margin / (w[y] - w[target]).norm(dim=1)
+    bound = pairwise_l2_bound(net, x, y, target)
     assert bool((r.perturbation_norm.double() >= bound * (1 - 1e-5)).all())
     # A no-op attack (x itself) succeeds on none of them: the attack did the work.
     assert not bool((model.predict(x) == target).any())
@@ -179,19 +139,18 @@ def test_more_queries_give_smaller_perturbations_on_images() -> None:
 @pytest.mark.parametrize("norm", ["l2", "linf"])
 def test_budget_never_exceeded_and_queries_exact(n: int, budget: int, norm: str) -> None:
     """Per sample at most max_queries, and the reported count is every row the model saw."""
-    net = linear()
-    x, y = data(net, n)
-    model = LabelOnly(TorchClassifier(net, bounds=(LOWER, UPPER)))
+    net = seeded_linear(c=C)
+    x, y = labelled_inputs(net, n)
+    model = Counting(TorchClassifier(net, bounds=(LOWER, UPPER)), output="labels")
     r = HopSkipJump(norm=norm, max_queries=budget)(model, x, y, eps=BIG)
-    assert int(r.queries.max()) <= budget
-    assert int(r.queries.sum()) == model.rows
+    assert_within_budget(r, model.rows, budget)
     if budget >= 101:  # minimum-norm: the budget is spent, up to a shortened last iteration
         assert int(r.queries.min()) >= budget - 25
 
 
 def test_stop_at_eps_saves_queries() -> None:
-    net = linear()
-    x, y = data(net, 8)
+    net = seeded_linear(c=C)
+    x, y = labelled_inputs(net, 8)
     model = TorchClassifier(net, bounds=(LOWER, UPPER))
     full = HopSkipJump(max_queries=1000)(model, x, y, eps=3.0)
     early = HopSkipJump(max_queries=1000, stop_at_eps=True)(model, x, y, eps=3.0)
@@ -201,15 +160,12 @@ def test_stop_at_eps_saves_queries() -> None:
 
 def test_anytime_a_small_budget_is_a_prefix_of_a_larger_one() -> None:
     """Until its last (shortened) iteration, a run of budget B asks what a run of 3B asks."""
-    net = linear()
-    x, y = data(net, 1)
-    runs = []
-    for budget in (300, 900):
-        model = LabelOnly(TorchClassifier(net, bounds=(LOWER, UPPER)))
-        model.keep_log = True
-        HopSkipJump(max_queries=budget)(model, x, y, eps=BIG)
-        runs.append(torch.cat([p for p, _ in model.log]))
-    short, long = runs
+    net = seeded_linear(c=C)
+    x, y = labelled_inputs(net, 1)
+    short, long = (rows_asked(HopSkipJump(max_queries=budget),
+                              TorchClassifier(net, bounds=(LOWER, UPPER)), x, y, eps=BIG,
+                              output="labels")
+                   for budget in (300, 900))
     same = (short == long[:short.shape[0]]).all(dim=1)
     prefix = int(same.long().cumprod(0).sum())
     assert prefix >= 150  # the start, its binary search and the first iterations
@@ -220,32 +176,20 @@ def test_anytime_a_small_budget_is_a_prefix_of_a_larger_one() -> None:
 @pytest.mark.parametrize("norm", ["l2", "linf"])
 def test_grid_and_per_feature_bounds(norm: str) -> None:
     """levels=256 and per-feature bounds: results on the grid, in the box, and adversarial."""
-    net = linear(seed=2, d=6)
-    with torch.no_grad():
-        net.bias.zero_()
-    lower = torch.linspace(-2.0, -0.5, 6)
-    upper = lower + torch.linspace(2.5, 4.0, 6)
-    model = TorchClassifier(net, bounds=(lower, upper), levels=256)
-    g = torch.Generator().manual_seed(5)
-    x = lower + torch.round(torch.rand(16, 6, generator=g) * 255) / 255 * (upper - lower)
-    y = model.predict(x)
-    assert len(set(y.tolist())) == 3
-    r = HopSkipJump(norm=norm, max_queries=600, gamma=0.1)(model, x, y, eps=BIG)
-    assert bool(r.success.all())
-    k = (r.x_adv - lower) / (upper - lower) * 255
-    assert float((k - k.round()).abs().max()) < 1e-3
-    assert bool(((r.x_adv >= lower) & (r.x_adv <= upper)).all())
-    # What the attack saw at its points is what the verification pass sees.
-    assert torch.equal(r.pred_adv, model.predict(r.x_adv))
+    case = label_grid(16)
+    assert len(set(case.y.tolist())) == 3
+    r = HopSkipJump(norm=norm, max_queries=600, gamma=0.1)(case.model, case.x, case.y, eps=BIG)
+    case.check(r)
     # And it got somewhere: far nearer than the uniform noise it started from.
+    side = case.upper - case.lower
     assert float(r.perturbation_norm.median()) < 0.5 * float(
-        (upper - lower).norm() if norm == "l2" else (upper - lower).max())
+        side.norm() if norm == "l2" else side.max())
 
 
 def test_runs_on_a_label_only_model() -> None:
-    net = linear()
-    x, y = data(net, 6)
-    model = LabelOnly(TorchClassifier(net, bounds=(LOWER, UPPER)))
+    net = seeded_linear(c=C)
+    x, y = labelled_inputs(net, 6)
+    model = Counting(TorchClassifier(net, bounds=(LOWER, UPPER)), output="labels")
     r = HopSkipJump(max_queries=500)(model, x, y, eps=BIG)
     assert bool(r.success.all())
 
@@ -277,8 +221,8 @@ def test_targets_that_noise_never_reaches_start_from_the_batch() -> None:
 
 
 def test_samples_adversarial_at_x_cost_two_queries() -> None:
-    net = linear()
-    x, y = data(net, 5)
+    net = seeded_linear(c=C)
+    x, y = labelled_inputs(net, 5)
     wrong = y.clone()
     wrong[:2] = (y[:2] + 1) % C
     model = TorchClassifier(net, bounds=(LOWER, UPPER))
@@ -289,8 +233,8 @@ def test_samples_adversarial_at_x_cost_two_queries() -> None:
 
 
 def test_eps_zero_returns_x_without_searching() -> None:
-    net = linear()
-    x, y = data(net, 4)
+    net = seeded_linear(c=C)
+    x, y = labelled_inputs(net, 4)
     model = TorchClassifier(net, bounds=(LOWER, UPPER))
     r = HopSkipJump(max_queries=200)(model, x, y, eps=0.0)
     assert torch.equal(r.x_adv, x)
@@ -299,31 +243,26 @@ def test_eps_zero_returns_x_without_searching() -> None:
 
 # ---------------------------------------------------------------------- seeds and progress
 def test_fixed_seed_reproduces_and_seeds_differ() -> None:
-    net = linear()
-    x, y = data(net, 6)
+    net = seeded_linear(c=C)
+    x, y = labelled_inputs(net, 6)
     model = TorchClassifier(net, bounds=(LOWER, UPPER))
-    a = HopSkipJump(max_queries=300, seed=3)(model, x, y, eps=BIG)
-    b = HopSkipJump(max_queries=300, seed=3)(model, x, y, eps=BIG)
-    c = HopSkipJump(max_queries=300, seed=4)(model, x, y, eps=BIG)
-    assert torch.equal(a.x_adv, b.x_adv) and torch.equal(a.queries, b.queries)
-    assert not torch.equal(a.x_adv, c.x_adv)
+    assert_seed_reproduces(
+        lambda s: HopSkipJump(max_queries=300, seed=s)(model, x, y, eps=BIG), 3)
 
 
 def test_progress_counts_queries_up_to_the_budget() -> None:
-    net = linear()
-    x, y = data(net, 3)
+    net = seeded_linear(c=C)
+    x, y = labelled_inputs(net, 3)
     model = TorchClassifier(net, bounds=(LOWER, UPPER))
-    seen: list[tuple[int, int]] = []
-    HopSkipJump(max_queries=150)(model, x, y, eps=BIG,
-                                 progress=lambda d, t, m: seen.append((d, t)))
+    seen = progress_of(HopSkipJump(max_queries=150), model, x, y, eps=BIG)
     done = [d for d, _ in seen]
     assert done == sorted(done) and seen[-1] == (150, 150)
     assert {t for _, t in seen} == {150}
 
 
 def test_global_state_untouched() -> None:
-    net = linear()
-    x, y = data(net, 3)
+    net = seeded_linear(c=C)
+    x, y = labelled_inputs(net, 3)
     model = TorchClassifier(net, bounds=(LOWER, UPPER))
     torch_state = torch.get_rng_state()
     np_state = np.random.get_state()  # noqa: NPY002 - the global state is what is under test

@@ -8,22 +8,36 @@ import numpy as np
 import pytest
 import torch
 
+from _helpers import (
+    Counting,
+    assert_seed_reproduces,
+    assert_within_budget,
+    interior_inputs,
+    l2_distance,
+    linf_distance,
+    probability_model,
+    progress_of,
+    rows_asked,
+    score_grid,
+    threshold_labels,
+)
+from _helpers import gaussian_linear as linear_net
 from hoodwink import CallableClassifier, TorchClassifier
 from hoodwink.attacks.local_search import LocalSearch
 from hoodwink.errors import CapabilityError, ConfigError
-from test_attack_estimated import Counting, D, interior_inputs, linear_net, linf_distance
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def l2_distance(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Closed form: the smallest L2 perturbation that changes a linear model's label."""
-    w = net.weight.detach().double()
-    z = net(x).detach().double()
-    y = z.argmax(dim=1)
-    gaps = (z.gather(1, y[:, None]) - z) / (w[y][:, None, :] - w[None]).norm(dim=2)
-    gaps[torch.arange(len(y)), y] = torch.inf
-    return gaps.min(dim=1).values
+def constant_model(bounds: tuple[float, float]) -> tuple[CallableClassifier, list[torch.Tensor]]:
+    """A 2-class model whose scores never change, and the list of batches it is called on."""
+    seen: list[torch.Tensor] = []
+
+    def fn(batch: np.ndarray) -> np.ndarray:
+        seen.append(torch.from_numpy(batch.copy()))
+        return np.tile(np.array([[1.0, 0.0]], dtype=np.float32), (len(batch), 1))
+
+    return CallableClassifier(fn, num_classes=2, bounds=bounds), seen
 
 
 # ---------------------------------------------------------------------- efficacy
@@ -66,11 +80,7 @@ def test_targeted_success_on_the_runner_up_class() -> None:
 def test_loss_never_gets_worse_and_probabilities_work() -> None:
     """On a probability model the returned point's margin is at least the clean margin."""
     net = linear_net()
-
-    def fn(batch: np.ndarray) -> np.ndarray:
-        return torch.softmax(net(torch.from_numpy(batch)).detach(), dim=1).numpy()
-
-    model = CallableClassifier(fn, num_classes=3, bounds=(0, 1), output="probabilities")
+    model = probability_model(net, 3)
     x = interior_inputs(16, seed=8)
     y = model.predict(x)
     r = LocalSearch(max_queries=40)(model, x, y, eps=0.02)
@@ -104,8 +114,7 @@ def test_budget_with_early_stops(batch: int, budget: int) -> None:
     counting = Counting(TorchClassifier(linear_net(), bounds=(0, 1)))
     x = interior_inputs(batch, seed=9)
     r = LocalSearch(max_queries=budget)(counting, x, eps=0.1)
-    assert int(r.queries.max()) <= budget
-    assert counting.rows == int(r.queries.sum())
+    assert_within_budget(r, counting.rows, budget)
     if budget == 101:
         assert bool(r.success.any()) and int(r.queries[r.success].min()) < budget
 
@@ -114,25 +123,16 @@ def test_a_short_run_is_the_start_of_a_long_one() -> None:
     """Anytime: the queries of a 30-query run are the first queries of a 90-query run."""
     net = linear_net()
     x = interior_inputs(5, seed=6)
-    runs = []
-    for budget in (30, 90):
-        counting = Counting(TorchClassifier(net, bounds=(0, 1)), record=True)
-        LocalSearch(max_queries=budget, seed=3)(counting, x, eps=0.05)
-        runs.append(torch.cat(counting.seen))
-    short, long = runs
+    short, long = (rows_asked(LocalSearch(max_queries=budget, seed=3),
+                              TorchClassifier(net, bounds=(0, 1)), x, eps=0.05)
+                   for budget in (30, 90))
     short = short[:-5]  # without the base class's verification pass
     assert torch.equal(short, long[: short.shape[0]])
 
 
 def test_step_halves_after_patience_failures() -> None:
     """On a constant model nothing is accepted: the step halves every `patience` queries."""
-    seen: list[torch.Tensor] = []
-
-    def fn(batch: np.ndarray) -> np.ndarray:
-        seen.append(torch.from_numpy(batch.copy()))
-        return np.tile(np.array([[1.0, 0.0]], dtype=np.float32), (len(batch), 1))
-
-    model = CallableClassifier(fn, num_classes=2, bounds=(-10, 10))
+    model, seen = constant_model((-10, 10))
     x = torch.zeros(1, 50)
     LocalSearch(norm="l2", stepsize=1.0, patience=3, max_queries=2 + 9)(model, x, eps=5.0)
     steps = [float(v.norm()) for v in seen[1:-1]]  # proposals from x (nothing is kept)
@@ -140,13 +140,7 @@ def test_step_halves_after_patience_failures() -> None:
 
 
 def test_linf_proposals_change_the_given_fraction_of_coordinates() -> None:
-    seen: list[torch.Tensor] = []
-
-    def fn(batch: np.ndarray) -> np.ndarray:
-        seen.append(torch.from_numpy(batch.copy()))
-        return np.tile(np.array([[1.0, 0.0]], dtype=np.float32), (len(batch), 1))
-
-    model = CallableClassifier(fn, num_classes=2, bounds=(-1, 1))
+    model, seen = constant_model((-1, 1))
     x = torch.zeros(2, 200)
     LocalSearch(fraction=0.1, max_queries=6)(model, x, eps=0.25)
     for batch in seen[1:-1]:
@@ -157,29 +151,17 @@ def test_linf_proposals_change_the_given_fraction_of_coordinates() -> None:
 # ---------------------------------------------------------------------- grids, bounds, seeds
 @pytest.mark.parametrize("norm", ["linf", "l2"])
 def test_grid_and_per_feature_bounds_hold(norm: str) -> None:
-    lower = torch.linspace(-1.0, 0.0, D)
-    upper = lower + torch.linspace(1.0, 3.0, D)
-    model = TorchClassifier(linear_net(), bounds=(lower, upper), levels=256)
-    step = (upper - lower) / 255
-    g = torch.Generator().manual_seed(2)
-    x = lower + torch.round(torch.rand(6, D, generator=g) * 255) * step
+    case = score_grid()
     eps = {"linf": 0.05, "l2": 0.3}[norm]
-    r = LocalSearch(norm=norm, max_queries=60)(model, x, eps=eps)
-    k = (r.x_adv - lower) / step
-    assert torch.allclose(k, k.round(), atol=1e-3)
-    assert bool(((r.x_adv >= lower) & (r.x_adv <= upper)).all())
-    assert bool((r.perturbation_norm <= eps + 1e-5).all())
+    r = LocalSearch(norm=norm, max_queries=60)(case.model, case.x, eps=eps)
+    case.check(r, eps)
     assert bool(r.success.any())
 
 
 def test_fixed_seed_reproduces_and_seeds_differ() -> None:
     model = TorchClassifier(linear_net(), bounds=(0, 1))
     x = interior_inputs(6, seed=7)
-    a = LocalSearch(max_queries=50, seed=5)(model, x, eps=1e-2)
-    b = LocalSearch(max_queries=50, seed=5)(model, x, eps=1e-2)
-    c = LocalSearch(max_queries=50, seed=6)(model, x, eps=1e-2)
-    assert torch.equal(a.x_adv, b.x_adv) and torch.equal(a.queries, b.queries)
-    assert not torch.equal(a.x_adv, c.x_adv)
+    assert_seed_reproduces(lambda s: LocalSearch(max_queries=50, seed=s)(model, x, eps=1e-2), 5)
 
 
 def test_eps_zero_returns_x_after_the_clean_pass() -> None:
@@ -190,10 +172,8 @@ def test_eps_zero_returns_x_after_the_clean_pass() -> None:
 
 
 def test_progress_ends_at_its_total() -> None:
-    calls: list[tuple[int, int]] = []
-    LocalSearch(max_queries=12)(TorchClassifier(linear_net(), bounds=(0, 1)),
-                                interior_inputs(2), eps=1e-4,
-                                progress=lambda d, t, m: calls.append((d, t)))
+    calls = progress_of(LocalSearch(max_queries=12), TorchClassifier(linear_net(), bounds=(0, 1)),
+                        interior_inputs(2), eps=1e-4)
     assert calls[-1] == (10, 10)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
 
@@ -202,10 +182,8 @@ def test_progress_ends_at_its_total() -> None:
 def test_label_only_model_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     # The message lists the attacks that fit, from the registry; keep this test to this attack.
     monkeypatch.setattr("hoodwink.attacks.registry.fitting", lambda caps: ["substitute"])
-    model = CallableClassifier(lambda b: (b[:, 0] > 0.5).astype(np.int64), num_classes=2,
-                               bounds=(0, 1), output="labels")
     with pytest.raises(CapabilityError, match="scores"):
-        LocalSearch()(model, torch.full((2, 3), 0.2), eps=0.1)
+        LocalSearch()(threshold_labels(), torch.full((2, 3), 0.2), eps=0.1)
 
 
 @pytest.mark.parametrize(("name", "value"), [

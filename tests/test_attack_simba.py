@@ -9,10 +9,23 @@ import pytest
 import torch
 from torch import nn
 
+from _helpers import (
+    LabelsOnly,
+    Recorder,
+    assert_seed_reproduces,
+    assert_within_budget,
+    best_target_margin,
+    binary_distance,
+    binary_linear,
+    mislabelled_batch,
+    on_grid,
+    progress_of,
+    tabular_grid,
+    tiny_case,
+)
 from hoodwink import TorchClassifier
 from hoodwink.attacks.simba import SimBA, _dct_matrix, _dct_order
 from hoodwink.errors import CapabilityError, ConfigError
-from hoodwink.models.base import Capabilities
 
 pytestmark = [
     pytest.mark.usefixtures("one_thread"),
@@ -20,53 +33,6 @@ pytestmark = [
     # with the verification pass would mean it returned a point it never queried.
     pytest.mark.filterwarnings("error::hoodwink.errors.StochasticModelWarning"),
 ]
-
-
-class Recorder(nn.Module):
-    """Wraps a network; keeps every batch it is called with (rows are queries)."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-        self.calls: list[torch.Tensor] = []
-        self.eval()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[0]:
-            self.calls.append(x.detach().clone())
-        out: torch.Tensor = self.inner(x)
-        return out
-
-    @property
-    def rows(self) -> int:
-        return sum(c.shape[0] for c in self.calls)
-
-
-class LabelsOnly:
-    """A model that answers with labels only."""
-
-    capabilities = Capabilities(differentiable=False, output="labels")
-    num_classes = 2
-    bounds = (torch.tensor(0.0), torch.tensor(1.0))
-    levels = None
-
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return (x.flatten(1).sum(1) > 1).long()
-
-
-def binary_linear(d: int, seed: int = 0) -> tuple[nn.Linear, torch.Tensor]:
-    """A 2-class linear model whose score difference is ``w . x`` (class 1 when > 0)."""
-    g = torch.Generator().manual_seed(seed)
-    w = torch.randn(d, generator=g, dtype=torch.float64)
-    lin = nn.Linear(d, 2, bias=False).double()
-    with torch.no_grad():
-        lin.weight.copy_(torch.stack([-w / 2, w / 2]))
-    return lin.eval(), w
-
-
-def on_grid(x: torch.Tensor, lo: Any, hi: Any, levels: int) -> bool:
-    k = (x - lo) / (hi - lo) * (levels - 1)
-    return bool(((k - k.round()).abs() < 1e-4).all())
 
 
 # ---------------------------------------------------------------------- efficacy
@@ -81,7 +47,7 @@ def test_linf_pixel_reaches_the_closed_form(loss: str) -> None:
     x = torch.rand(40, d, generator=g, dtype=torch.float64) - 0.5
     model = TorchClassifier(lin, bounds=(-2.0, 2.0))
     y = (x @ w > 0).long()
-    dist = (x @ w).abs() / w.abs().sum()
+    dist = binary_distance(w, x, "linf")
     eps = float(dist.quantile(0.5))
     r = SimBA(norm="linf", step=eps, loss=loss, max_queries=2 * d + 2)(model, x, y, eps=eps)
     easy, hard = dist < eps * 0.98, dist > eps * 1.02
@@ -106,7 +72,7 @@ def test_l2_success_and_beats_a_noop(basis: str) -> None:
         * torch.linspace(0.2, 1.0, shape[0], dtype=torch.float64)[:, None, None, None]
     model = TorchClassifier(net, bounds=(-1.0, 2.0))
     y = (x.flatten(1) @ w > 0).long()
-    dist = (x.flatten(1) @ w).abs() / w.norm()
+    dist = binary_distance(w, x, "l2")
     eps = float(dist.quantile(0.6))
     r = SimBA(norm="l2", basis=basis, step=eps / 2, max_queries=400)(model, x, y, eps=eps)
     easy = dist < eps / 2
@@ -115,24 +81,6 @@ def test_l2_success_and_beats_a_noop(basis: str) -> None:
     assert not bool(r.success[dist > eps].any())
     assert bool(r.clean_correct.all())
     assert bool((r.perturbation_norm <= eps * (1 + 1e-6)).all())
-
-
-def best_target_margin(net: nn.Linear, x: torch.Tensor, target: torch.Tensor, eps: float,
-                       lo: float, hi: float) -> torch.Tensor:
-    """Per sample, the largest ``min_j z_t - z_j`` over the L∞ ball within the bounds (an LP):
-    positive where the target can be reached, negative where it cannot."""
-    from scipy.optimize import linprog
-
-    w, b = net.weight.detach().double().numpy(), net.bias.detach().double().numpy()
-    out = []
-    for xi, t in zip(x.double().numpy(), target.tolist(), strict=True):
-        others = [j for j in range(w.shape[0]) if j != t]
-        a_ub = [list(w[j] - w[t]) + [1.0] for j in others]
-        b_ub = [b[t] - b[j] for j in others]
-        bounds = [(max(lo, v - eps), min(hi, v + eps)) for v in xi] + [(None, None)]
-        res = linprog([0.0] * len(xi) + [-1.0], A_ub=a_ub, b_ub=b_ub, bounds=bounds)
-        out.append(-res.fun)
-    return torch.tensor(out)
 
 
 def test_targeted_and_loss_never_worse() -> None:
@@ -178,11 +126,7 @@ def test_budget_exact_and_never_exceeded(n: int, budget: int, basis: str) -> Non
     x = torch.rand(n, 1, 3, 4, generator=g)
     y = torch.randint(0, 3, (n,), generator=g)
     r = SimBA(basis=basis, step=0.05, max_queries=budget)(model, x, y, eps=0.1)
-    assert int(r.queries.max()) <= budget
-    assert int(r.queries.sum()) == rec.rows
-    assert bool((r.queries[~r.clean_correct] == 2).all())
-    robust = r.clean_correct & ~r.success
-    assert bool((r.queries[robust] == budget).all())
+    assert_within_budget(r, rec.rows, budget, spent=True)
 
 
 def test_idle_samples_stop() -> None:
@@ -234,24 +178,10 @@ def test_pixel_steps_are_whole_grid_steps() -> None:
 def test_per_feature_bounds_and_grid(norm: str) -> None:
     """Tabular data, 17 levels, per-feature bounds: every query and result on the grid and
     in the bounds; results within eps."""
-    torch.manual_seed(0)
-    lo = torch.linspace(-2.0, 0.0, 11)
-    hi = lo + torch.linspace(1.0, 16.0, 11)
-    net = nn.Sequential(nn.Linear(11, 8), nn.Tanh(), nn.Linear(8, 3)).eval()
-    rec = Recorder(net)
-    model = TorchClassifier(rec, bounds=(lo.numpy(), hi.numpy()), levels=17)
-    g = torch.Generator().manual_seed(0)
-    x = lo + torch.round(torch.rand(9, 11, generator=g) * 16) / 16 * (hi - lo)
-    with torch.no_grad():
-        y = net(x).argmax(1)
+    case = tabular_grid(11)
     eps = 2.0 if norm == "linf" else 5.0
-    r = SimBA(norm=norm, step=1.0, max_queries=80)(model, x, y, eps=eps)
-    for call in rec.calls:
-        assert on_grid(call, lo, hi, 17)
-        assert bool(((call >= lo) & (call <= hi)).all())
-    assert on_grid(r.x_adv, lo, hi, 17)
-    assert bool((r.perturbation_norm <= eps + 1e-5).all())
-    assert int(r.success.sum()) >= 1
+    case.check(SimBA(norm=norm, step=1.0, max_queries=80)(case.model, case.x, case.y, eps=eps),
+               eps)
 
 
 # ---------------------------------------------------------------------- the DCT basis
@@ -325,22 +255,12 @@ def test_deterministic_for_a_seed() -> None:
     model = TorchClassifier(net, bounds=(0, 1))
     x = torch.rand(10, 3, 3, 3, generator=torch.Generator().manual_seed(1))
     for basis in ("pixel", "dct"):
-        a = SimBA(basis=basis, max_queries=60, seed=7)(model, x, eps=0.5)
-        b = SimBA(basis=basis, max_queries=60, seed=7)(model, x, eps=0.5)
-        c = SimBA(basis=basis, max_queries=60, seed=8)(model, x, eps=0.5)
-        assert torch.equal(a.x_adv, b.x_adv) and torch.equal(a.queries, b.queries)
-        assert not torch.equal(a.x_adv, c.x_adv)
+        assert_seed_reproduces(
+            lambda s, b=basis: SimBA(basis=b, max_queries=60, seed=s)(model, x, eps=0.5), 7)
 
 
 def test_eps_zero_and_already_fooled() -> None:
-    torch.manual_seed(0)
-    net = nn.Linear(6, 3).eval()
-    model = TorchClassifier(net, bounds=(0, 1))
-    x = torch.rand(8, 6, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        pred = net(x).argmax(1)
-    y = pred.clone()
-    y[:3] = (pred[:3] + 1) % 3
+    model, x, y = mislabelled_batch()
     r0 = SimBA()(model, x, y, eps=0.0)
     assert torch.equal(r0.x_adv, x) and bool((r0.queries == 2).all())
     r = SimBA(max_queries=30)(model, x, y, eps=0.5)
@@ -348,11 +268,7 @@ def test_eps_zero_and_already_fooled() -> None:
 
 
 def test_progress_ends_at_total() -> None:
-    torch.manual_seed(0)
-    model = TorchClassifier(nn.Linear(5, 2).eval(), bounds=(0, 1))
-    x = torch.rand(3, 5, generator=torch.Generator().manual_seed(0))
-    seen: list[tuple[int, int]] = []
-    SimBA(max_queries=25)(model, x, eps=0.01, progress=lambda d, t, m: seen.append((d, t)))
+    seen = progress_of(SimBA(max_queries=25), *tiny_case(), eps=0.01)
     assert seen[-1] == (25, 25)
     assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:], strict=False))
 

@@ -9,10 +9,23 @@ import pytest
 import torch
 from torch import nn
 
+from _helpers import (
+    LabelsOnly,
+    Recorder,
+    assert_seed_reproduces,
+    assert_within_budget,
+    best_target_margin,
+    binary_distance,
+    binary_linear,
+    mislabelled_batch,
+    on_grid,
+    progress_of,
+    tabular_grid,
+    tiny_case,
+)
 from hoodwink import TorchClassifier
 from hoodwink.attacks.square import Square, _bumps, _side, square_fraction
 from hoodwink.errors import CapabilityError, ConfigError
-from hoodwink.models.base import Capabilities
 
 pytestmark = [
     pytest.mark.usefixtures("one_thread"),
@@ -20,59 +33,6 @@ pytestmark = [
     # with the verification pass would mean it returned a point it never queried.
     pytest.mark.filterwarnings("error::hoodwink.errors.StochasticModelWarning"),
 ]
-
-
-# ---------------------------------------------------------------------- models
-class Recorder(nn.Module):
-    """Wraps a network; keeps every batch it is called with (rows are queries)."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-        self.calls: list[torch.Tensor] = []
-        self.eval()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[0]:
-            self.calls.append(x.detach().clone())
-        out: torch.Tensor = self.inner(x)
-        return out
-
-    @property
-    def rows(self) -> int:
-        return sum(c.shape[0] for c in self.calls)
-
-
-def binary_linear(d: int, seed: int = 0) -> tuple[nn.Linear, torch.Tensor]:
-    """A 2-class linear model whose score difference is ``w . x`` (class 1 when > 0)."""
-    g = torch.Generator().manual_seed(seed)
-    w = torch.randn(d, generator=g, dtype=torch.float64)
-    lin = nn.Linear(d, 2, bias=False).double()
-    with torch.no_grad():
-        lin.weight.copy_(torch.stack([-w / 2, w / 2]))
-    return lin.eval(), w
-
-
-def linf_distance(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Smallest L∞ perturbation that reaches the boundary ``w . x = 0``: |w . x| / ||w||_1."""
-    return (x @ w).abs() / w.abs().sum()
-
-
-class LabelsOnly:
-    """A model that answers with labels only."""
-
-    capabilities = Capabilities(differentiable=False, output="labels")
-    num_classes = 2
-    bounds = (torch.tensor(0.0), torch.tensor(1.0))
-    levels = None
-
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return (x.flatten(1).sum(1) > 1).long()
-
-
-def on_grid(x: torch.Tensor, lo: Any, hi: Any, levels: int) -> bool:
-    k = (x - lo) / (hi - lo) * (levels - 1)
-    return bool(((k - k.round()).abs() < 1e-4).all())
 
 
 # ---------------------------------------------------------------------- schedule
@@ -123,7 +83,7 @@ def test_untargeted_success_where_possible_never_where_not(norm: str) -> None:
     x = torch.rand(64, d, generator=g, dtype=torch.float64) - 0.5
     model = TorchClassifier(lin, bounds=(-2.0, 2.0))
     y = (x @ w > 0).long()
-    dist = (x @ w).abs() / (w.abs().sum() if norm == "linf" else w.norm())
+    dist = binary_distance(w, x, norm)
     eps = float(dist.quantile(0.6))
     r = Square(norm=norm, max_queries=300, seed=0)(model, x, y, eps=eps)
     easy, hard = dist < eps / 1.5, dist > eps
@@ -132,26 +92,6 @@ def test_untargeted_success_where_possible_never_where_not(norm: str) -> None:
     assert not bool(r.success[hard].any())
     assert bool(r.clean_correct.all())  # a no-op leaves every sample correct
     assert float(r.robust_accuracy()) < 1 - 0.9 * float(easy.float().mean())
-
-
-def best_target_margin(net: nn.Linear, x: torch.Tensor, target: torch.Tensor, eps: float,
-                       lo: float, hi: float) -> torch.Tensor:
-    """Per sample, the largest ``min_j z_t - z_j`` over the L∞ ball within the bounds (an LP):
-    positive where the target can be reached, negative where it cannot."""
-    from scipy.optimize import linprog
-
-    w, b = net.weight.detach().double().numpy(), net.bias.detach().double().numpy()
-    out = []
-    for xi, t in zip(x.double().numpy(), target.tolist(), strict=True):
-        others = [j for j in range(w.shape[0]) if j != t]
-        # Variables (x', s); maximise s subject to (w_j - w_t) x' + s <= b_t - b_j.
-        a_ub = [list(w[j] - w[t]) + [1.0] for j in others]
-        b_ub = [b[t] - b[j] for j in others]
-        bounds = [(max(lo, v - eps), min(hi, v + eps)) for v in xi] + [(None, None)]
-        c = [0.0] * len(xi) + [-1.0]
-        res = linprog(c, A_ub=a_ub, b_ub=b_ub, bounds=bounds)
-        out.append(-res.fun)
-    return torch.tensor(out)
 
 
 def test_targeted_success_where_reachable() -> None:
@@ -182,7 +122,7 @@ def test_beats_random_vertices() -> None:
     g = torch.Generator().manual_seed(5)
     x = torch.rand(48, 16, generator=g, dtype=torch.float64)
     y = (x @ w > 0).long()
-    eps = float(linf_distance(w, x).median())  # about half of them can be fooled
+    eps = float(binary_distance(w, x, "linf").median())  # about half of them can be fooled
     model = TorchClassifier(lin, bounds=(-1.0, 2.0))
     r = Square(max_queries=60)(model, x, y, eps=eps)
     signs = torch.randint(0, 2, (60, 1, 16), generator=g).double() * 2 - 1
@@ -224,13 +164,7 @@ def test_budget_exact_and_never_exceeded(n: int, budget: int, norm: str) -> None
     x = torch.rand(n, 10, generator=g)
     y = torch.randint(0, 3, (n,), generator=g)
     r = Square(norm=norm, max_queries=budget)(model, x, y, eps=0.05 if norm == "linf" else 0.1)
-    assert int(r.queries.max()) <= budget
-    assert int(r.queries.sum()) == rec.rows
-    # Samples wrong at x cost the clean and the verification pass only.
-    assert bool((r.queries[~r.clean_correct] == 2).all())
-    # A correctly classified sample that is still not fooled used its whole budget.
-    robust = r.clean_correct & ~r.success
-    assert bool((r.queries[robust] == budget).all())
+    assert_within_budget(r, rec.rows, budget, spent=True)
 
 
 def test_anytime_prefix() -> None:
@@ -308,24 +242,9 @@ def test_grid_points_queried_and_linf_ends() -> None:
 def test_per_feature_bounds_and_grid(norm: str) -> None:
     """Tabular data on a 17-level grid with per-feature bounds: every query and result is
     on the grid, in the bounds and in the ball."""
-    torch.manual_seed(0)
-    lo = torch.linspace(-2.0, 0.0, 13)
-    hi = lo + torch.linspace(1.0, 16.0, 13)
-    net = nn.Sequential(nn.Linear(13, 8), nn.Tanh(), nn.Linear(8, 3)).eval()
-    rec = Recorder(net)
-    model = TorchClassifier(rec, bounds=(lo.numpy(), hi.numpy()), levels=17)
-    g = torch.Generator().manual_seed(0)
-    x = lo + torch.round(torch.rand(9, 13, generator=g) * 16) / 16 * (hi - lo)
-    with torch.no_grad():
-        y = net(x).argmax(1)
+    case = tabular_grid(13)
     eps = 2.0 if norm == "linf" else 6.0
-    r = Square(norm=norm, max_queries=60)(model, x, y, eps=eps)
-    for call in rec.calls:
-        assert on_grid(call, lo, hi, 17)
-        assert bool(((call >= lo) & (call <= hi)).all())
-    assert bool((r.perturbation_norm <= eps + 1e-5).all())
-    assert on_grid(r.x_adv, lo, hi, 17)
-    assert int(r.success.sum()) >= 1
+    case.check(Square(norm=norm, max_queries=60)(case.model, case.x, case.y, eps=eps), eps)
 
 
 @pytest.mark.parametrize("shape", [(4, 3, 7, 11), (4, 30), (4, 2, 5, 1), (4, 2, 9)])
@@ -346,14 +265,7 @@ def test_any_input_shape(shape: tuple[int, ...], norm: str) -> None:
 
 def test_eps_zero_and_already_fooled() -> None:
     """eps = 0 returns x at two queries; samples wrong at x are returned unchanged."""
-    torch.manual_seed(0)
-    net = nn.Linear(6, 3).eval()
-    model = TorchClassifier(net, bounds=(0, 1))
-    x = torch.rand(8, 6, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        pred = net(x).argmax(1)
-    y = pred.clone()
-    y[:3] = (pred[:3] + 1) % 3  # wrong at x
+    model, x, y = mislabelled_batch()  # the first 3 are wrong at x
     r0 = Square()(model, x, y, eps=0.0)
     assert torch.equal(r0.x_adv, x) and bool((r0.queries == 2).all())
     r = Square(max_queries=30)(model, x, y, eps=0.2)
@@ -367,19 +279,12 @@ def test_deterministic_for_a_seed() -> None:
     model = TorchClassifier(net, bounds=(0, 1))
     x = torch.rand(12, 10, generator=torch.Generator().manual_seed(1))
     for norm, eps in (("linf", 0.1), ("l2", 0.3)):
-        a = Square(norm=norm, max_queries=80, seed=7)(model, x, eps=eps)
-        b = Square(norm=norm, max_queries=80, seed=7)(model, x, eps=eps)
-        c = Square(norm=norm, max_queries=80, seed=8)(model, x, eps=eps)
-        assert torch.equal(a.x_adv, b.x_adv) and torch.equal(a.queries, b.queries)
-        assert not torch.equal(a.x_adv, c.x_adv)
+        assert_seed_reproduces(
+            lambda s, n=norm, e=eps: Square(norm=n, max_queries=80, seed=s)(model, x, eps=e), 7)
 
 
 def test_progress_ends_at_total() -> None:
-    torch.manual_seed(0)
-    model = TorchClassifier(nn.Linear(5, 2).eval(), bounds=(0, 1))
-    x = torch.rand(3, 5, generator=torch.Generator().manual_seed(0))
-    seen: list[tuple[int, int]] = []
-    Square(max_queries=25)(model, x, eps=0.01, progress=lambda d, t, m: seen.append((d, t)))
+    seen = progress_of(Square(max_queries=25), *tiny_case(), eps=0.01)
     assert seen[-1] == (25, 25)
     assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:], strict=False))
     assert all(t == 25 for _, t in seen)

@@ -10,12 +10,14 @@ import pytest
 import torch
 from torch import nn
 
+from _helpers import WIDE_D as D
+from _helpers import Counting, interior_inputs, linf_distance
+from _helpers import gaussian_linear as linear_net
 from hoodwink import PGD, CallableClassifier, TorchClassifier
 from hoodwink.attacks.fgsm import FGSM
 from hoodwink.attacks.local_search import LocalSearch
 from hoodwink.attacks.substitute import Substitute, default_surrogate
 from hoodwink.errors import ConfigError
-from test_attack_estimated import Counting, D, interior_inputs, linear_net, linf_distance
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
