@@ -24,10 +24,17 @@ from hoodwink.errors import (
     InputError,
     InternalError,
     ModelOutputError,
-    ShapeError,
 )
 from hoodwink.models.base import Capabilities, OutputKind
-from hoodwink.models.torch import _BATCH, _F32_MAX, _LEVELS, _fits, _real_array, _show
+from hoodwink.models.torch import (
+    _BATCH,
+    _F32_MAX,
+    _LEVELS,
+    _fits,
+    _real_array,
+    _show,
+    check_batch,
+)
 
 __all__ = ["MAX_CLASSES", "NumpyClassifier"]
 
@@ -324,41 +331,8 @@ class NumpyClassifier:
 
     # ------------------------------------------------------------------ inputs
     def _check_input(self, x: Any) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise InputError(
-                f"{self._owner} takes x as a torch.Tensor of shape (N, ...); got "
-                f"{type(x).__name__}. Convert it first: torch.as_tensor(x, dtype=torch.float32)."
-            )
-        if not x.is_floating_point():
-            raise ShapeError(
-                f"x has dtype {x.dtype}; {self._owner} takes float inputs within its bounds. "
-                "Convert it first, e.g. x.float()."
-            )
-        if x.is_meta:
-            raise ShapeError("x is on the meta device, which holds no data; pass real values.")
-        if x.ndim == 0:
-            raise ShapeError(
-                "x has shape (); the model takes a batch of shape (N, ...). For one input use "
-                "x[None]."
-            )
-        one = tuple(x.shape[1:])
-        if self._input_shape is not None and one != self._input_shape:
-            if tuple(x.shape) == self._input_shape:
-                raise ShapeError(
-                    f"x has shape {tuple(x.shape)}, the shape of one input: add a batch "
-                    "dimension, x[None] (or x.unsqueeze(0)), to pass it as a batch of one."
-                )
-            raise ShapeError(
-                f"{self._owner} takes inputs of shape (N, "
-                f"{', '.join(str(d) for d in self._input_shape)}); got {tuple(x.shape)}."
-            )
-        if self._bounds_shape and not _fits(self._bounds_shape, one):
-            raise ShapeError(
-                f"The bounds of {self._owner} have shape {self._bounds_shape}, which does not "
-                f"fit one input of shape {one} (x has shape {tuple(x.shape)}): bounds must "
-                "broadcast to one input, without a batch dimension. If x is one input, add a "
-                "batch dimension: x[None]."
-            )
+        check_batch(self._owner, x, input_shape=self._input_shape,
+                    bounds_shape=self._bounds_shape, taker=self._owner)
         self._check_more(x)
         self._ok_shape = x.shape
 

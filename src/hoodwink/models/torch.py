@@ -612,48 +612,8 @@ class TorchClassifier:
         Called once per public call; a step of an attack, with the shape and
         dtype already checked, costs one comparison.
         """
-        if not isinstance(x, torch.Tensor):
-            raise InputError(
-                f"TorchClassifier takes x as a torch.Tensor of shape (N, ...); got "
-                f"{type(x).__name__}. Convert it first: torch.as_tensor(x, dtype=torch.float32)."
-            )
-        if not x.is_floating_point():
-            raise ShapeError(
-                f"x has dtype {x.dtype}; the model takes float inputs in its bounds. For 8-bit "
-                "images use x.float() / 255 with bounds=(0, 1) (and levels=256)."
-            )
-        if x.is_meta:
-            raise ShapeError("x is on the meta device, which holds no data; pass real values.")
-        if x.ndim == 0:
-            raise ShapeError(
-                "x has shape (); the model takes a batch of shape (N, ...). For one input use "
-                "x[None]."
-            )
-        one = tuple(x.shape[1:])
-        if self.input_shape is not None and one != self.input_shape:
-            shape = ", ".join(str(d) for d in self.input_shape)
-            if tuple(x.shape) == self.input_shape:
-                raise ShapeError(
-                    f"x has shape {tuple(x.shape)}, the shape of one input: add a batch "
-                    "dimension, x[None] (or x.unsqueeze(0)), to pass it as a batch of one."
-                )
-            raise ShapeError(
-                f"{type(self.module).__name__} takes inputs of shape (N, {shape}); got "
-                f"{tuple(x.shape)}. Resize the inputs first."
-            )
-        if self._bounds_shape and not _fits(self._bounds_shape, one):
-            if tuple(x.shape) == self._bounds_shape:
-                raise ShapeError(
-                    f"x has shape {tuple(x.shape)}, the shape of the model bounds, i.e. of one "
-                    "input: add a batch dimension, x[None] (or x.unsqueeze(0)). (If the "
-                    "bounds have a batch dimension instead, drop it: bounds describe one "
-                    "input.)"
-                )
-            raise ShapeError(
-                f"The bounds have shape {self._bounds_shape}, which does not fit one input of "
-                f"shape {one} (x has shape {tuple(x.shape)}): bounds must broadcast to one "
-                "input, without a batch dimension."
-            )
+        check_batch("TorchClassifier", x, input_shape=self.input_shape,
+                    bounds_shape=self._bounds_shape, taker=type(self.module).__name__)
         self._ok_shape, self._ok_dtype = x.shape, x.dtype
 
     def _forward(self, x: torch.Tensor, *, check_finite: bool = True) -> torch.Tensor:
@@ -1024,6 +984,66 @@ def _labels(labels: Any, n: int) -> torch.Tensor:
             f"shape ({n},)."
         )
     return labels.long()
+
+
+def check_batch(owner: str, x: Any, *, input_shape: tuple[int, ...] | None,
+                bounds_shape: tuple[int, ...], taker: str) -> None:
+    """Refuse what no adapter can take: not a float tensor batch, or not shaped like its inputs.
+
+    The one input check of every adapter (``owner`` names it in the messages,
+    ``taker`` is what takes inputs of ``input_shape``: the module or the model).
+
+    Raises
+    ------
+    InputError
+        ``x`` is not a tensor.
+    ShapeError
+        ``x`` is not float, is on the meta device, has no batch dimension, or does
+        not match ``input_shape`` or the bounds' shape; a single input is told to
+        add a batch dimension.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise InputError(
+            f"{owner} takes x as a torch.Tensor of shape (N, ...); got "
+            f"{type(x).__name__}. Convert it first: torch.as_tensor(x, dtype=torch.float32)."
+        )
+    if not x.is_floating_point():
+        raise ShapeError(
+            f"x has dtype {x.dtype}; the model takes float inputs in its bounds. For 8-bit "
+            "images use x.float() / 255 with bounds=(0, 1) (and levels=256)."
+        )
+    if x.is_meta:
+        raise ShapeError("x is on the meta device, which holds no data; pass real values.")
+    if x.ndim == 0:
+        raise ShapeError(
+            "x has shape (); the model takes a batch of shape (N, ...). For one input use "
+            "x[None]."
+        )
+    one = tuple(x.shape[1:])
+    if input_shape is not None and one != input_shape:
+        shape = ", ".join(str(d) for d in input_shape)
+        if tuple(x.shape) == input_shape:
+            raise ShapeError(
+                f"x has shape {tuple(x.shape)}, the shape of one input: add a batch "
+                "dimension, x[None] (or x.unsqueeze(0)), to pass it as a batch of one."
+            )
+        raise ShapeError(
+            f"{taker} takes inputs of shape (N, {shape}); got "
+            f"{tuple(x.shape)}. Resize the inputs first."
+        )
+    if bounds_shape and not _fits(bounds_shape, one):
+        if tuple(x.shape) == bounds_shape:
+            raise ShapeError(
+                f"x has shape {tuple(x.shape)}, the shape of the model bounds, i.e. of one "
+                "input: add a batch dimension, x[None] (or x.unsqueeze(0)). (If the "
+                "bounds have a batch dimension instead, drop it: bounds describe one "
+                "input.)"
+            )
+        raise ShapeError(
+            f"The bounds of {owner} have shape {bounds_shape}, which does not fit one input "
+            f"of shape {one} (x has shape {tuple(x.shape)}): bounds must broadcast to one "
+            "input, without a batch dimension."
+        )
 
 
 def _fits(part: Sequence[int], whole: Sequence[int]) -> bool:
