@@ -26,13 +26,47 @@ from hoodwink.errors import CapabilityError, InternalError
 from hoodwink.losses import LossName, attack_loss
 from hoodwink.models.base import Capabilities, Classifier, DifferentiableClassifier
 
-__all__ = ["QueryGate", "score_loss"]
+__all__ = ["ModelFacts", "QueryGate", "score_loss"]
 
 #: Floor of probabilities before their log: log(1e-30) = -69 keeps margins finite.
 _TINY = 1e-30
 
 
-class QueryGate:
+class ModelFacts:
+    """A model's facts (capabilities, classes, bounds, grid, device), read through ``_source``.
+
+    What the query gate and views built on it show of the model they wrap.
+    """
+
+    _source: Any
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """The wrapped model's capabilities."""
+        return cast(Capabilities, self._source.capabilities)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes of the wrapped model."""
+        return cast(int, self._source.num_classes)
+
+    @property
+    def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bounds of the wrapped model."""
+        return cast(tuple[torch.Tensor, torch.Tensor], self._source.bounds)
+
+    @property
+    def levels(self) -> int | None:
+        """Quantisation levels of the wrapped model."""
+        return cast(int | None, self._source.levels)
+
+    @property
+    def device(self) -> Any:
+        """The wrapped model's device attribute (None when it has none)."""
+        return getattr(self._source, "device", None)
+
+
+class QueryGate(ModelFacts):
     """A counting, budget-enforcing view of a classifier, owned by one attack call.
 
     Parameters
@@ -51,36 +85,11 @@ class QueryGate:
     def __init__(self, model: Classifier, n: int, budget: int | None,
                  device: torch.device) -> None:
         self.model = model
+        self._source = model
         self.n = n
         self.budget = budget
         self.used = torch.zeros(n, dtype=torch.int64, device=device)
         self._verifying = False
-
-    # ------------------------------------------------------------ the model's facts
-    @property
-    def capabilities(self) -> Capabilities:
-        """The wrapped model's capabilities."""
-        return self.model.capabilities
-
-    @property
-    def num_classes(self) -> int:
-        """Number of classes of the wrapped model."""
-        return self.model.num_classes
-
-    @property
-    def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Bounds of the wrapped model."""
-        return self.model.bounds
-
-    @property
-    def levels(self) -> int | None:
-        """Quantisation levels of the wrapped model."""
-        return self.model.levels
-
-    @property
-    def device(self) -> Any:
-        """The wrapped model's device attribute (None when it has none)."""
-        return getattr(self.model, "device", None)
 
     @property
     def has_scores(self) -> bool:

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal, cast, get_args
 import torch
 
 from hoodwink._validation import InstanceOf, Interval, Options, check, check_choice, reject
-from hoodwink.attacks._gate import QueryGate, score_loss
+from hoodwink.attacks._gate import ModelFacts, QueryGate, score_loss
 from hoodwink.attacks._norms import NormName, clip_to_bounds
 from hoodwink.attacks.base import AttackInputs, BlackBoxAttack, GradientAttack
 from hoodwink.attacks.pgd import PGD
@@ -284,7 +284,7 @@ class EstimatedGradient(BlackBoxAttack):
         return sigma
 
 
-class _EstimatingGate:
+class _EstimatingGate(ModelFacts):
     """The query gate as a differentiable model would show it, gradients estimated.
 
     Every call goes through the real gate with the rows of its samples (probes
@@ -296,6 +296,7 @@ class _EstimatingGate:
     def __init__(self, gate: QueryGate, inputs: AttackInputs, sigma: torch.Tensor,
                  pairs: int, estimator: str, skip_adversarial: bool) -> None:
         self._gate = gate
+        self._source = gate  # the model's facts, as the gate shows them
         self._skip_adversarial = skip_adversarial
         self._sigma = sigma
         self._pairs = pairs
@@ -304,27 +305,6 @@ class _EstimatingGate:
         self.last_x = inputs.x.clone()
         self.last_pred = inputs.pred_clean.clone()
         self._all = torch.arange(inputs.x.shape[0], device=gate.used.device)
-
-    # ------------------------------------------------------------------ the model's facts
-    @property
-    def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._gate.bounds
-
-    @property
-    def levels(self) -> int | None:
-        return self._gate.levels
-
-    @property
-    def num_classes(self) -> int:
-        return self._gate.num_classes
-
-    @property
-    def capabilities(self) -> Any:
-        return self._gate.capabilities
-
-    @property
-    def device(self) -> Any:
-        return self._gate.device
 
     def remaining(self, rows: torch.Tensor | None = None) -> torch.Tensor:
         return self._gate.remaining(rows)
