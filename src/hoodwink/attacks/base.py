@@ -13,17 +13,20 @@ import contextlib
 import dataclasses
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 import torch
 
 from hoodwink._validation import (
     Constraints,
+    InstanceOf,
     Interval,
     Options,
+    check,
+    check_choice,
     check_real,
     format_apart,
     is_int,
@@ -725,6 +728,39 @@ class GradientAttack(Attack):
 
     threat: ClassVar[Threat] = "white-box"
     needs_gradients: ClassVar[bool] = True
+
+
+def resolve_inner_attack(
+    owner: str,
+    attack: Any,
+    norm: Any,
+    norms: Sequence[str],
+    default: Callable[[NormName], GradientAttack],
+) -> tuple[GradientAttack, NormName]:
+    """The gradient attack an attack runs inside, and the norm both use.
+
+    ``norm`` wins when given (the inner attack is re-made in it, if it has it);
+    else the inner attack's norm; else L∞. ``attack=None`` gives ``default(norm)``.
+
+    Raises
+    ------
+    ConfigError
+        ``attack`` is not a gradient attack, ``norm`` is not one of ``norms``, or
+        the inner attack cannot run in ``norm``.
+    """
+    inner = check(owner, "attack", attack,
+                  InstanceOf(GradientAttack, "a gradient attack such as PGD(steps=20)"), None)
+    chosen = norm if norm is not None else (inner.norm if inner is not None else "linf")
+    chosen = cast(NormName, check_choice(owner, "norm", chosen, norms))
+    if inner is None:
+        return default(chosen), chosen
+    if inner.norm != chosen:
+        if chosen not in inner.supported_norms:
+            reject(owner, "norm", chosen,
+                   f"one of the norms of {type(inner).__name__}: "
+                   + ", ".join(repr(n) for n in inner.supported_norms))
+        inner = cast(GradientAttack, inner.replace(norm=chosen))
+    return inner, chosen
 
 
 @dataclass(frozen=True, kw_only=True)

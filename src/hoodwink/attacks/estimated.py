@@ -8,10 +8,15 @@ from typing import Any, ClassVar, Literal, cast, get_args
 
 import torch
 
-from hoodwink._validation import InstanceOf, Interval, Options, check, check_choice, reject
+from hoodwink._validation import Interval, Options, check_choice, reject
 from hoodwink.attacks._gate import ModelFacts, QueryGate, score_loss
 from hoodwink.attacks._norms import NormName, clip_to_bounds
-from hoodwink.attacks.base import AttackInputs, BlackBoxAttack, GradientAttack
+from hoodwink.attacks.base import (
+    AttackInputs,
+    BlackBoxAttack,
+    GradientAttack,
+    resolve_inner_attack,
+)
 from hoodwink.attacks.pgd import PGD
 from hoodwink.errors import ConfigError
 from hoodwink.losses import LossName
@@ -166,25 +171,11 @@ class EstimatedGradient(BlackBoxAttack):
     def __post_init__(self) -> None:
         # The inner attack and the norm decide each other: resolve both first, so that
         # the repr shows the attack that runs, then validate the rest as usual.
-        attack = check(_OWNER, "attack", self.attack,
-                       InstanceOf(GradientAttack, "a gradient attack such as PGD(steps=20)"),
-                       None)
-        norm = self.norm if self.norm is not None else (
-            attack.norm if attack is not None else "linf")
-        norm = check_choice(_OWNER, "norm", norm, self.supported_norms)
-        if attack is None:
-            attack = _default_attack(norm)
-        changes: dict[str, Any] = {}
-        if attack.norm != norm:
-            if norm not in attack.supported_norms:
-                reject(_OWNER, "norm", norm,
-                       f"one of the norms of {type(attack).__name__}: "
-                       + ", ".join(repr(n) for n in attack.supported_norms))
-            changes["norm"] = norm
+        attack, norm = resolve_inner_attack(_OWNER, self.attack, self.norm,
+                                            self.supported_norms, _default_attack)
         if "loss" in _field_names(attack) and _param(attack, "loss") != self.loss:
-            changes["loss"] = check_choice(_OWNER, "loss", self.loss, get_args(LossName))
-        if changes:
-            attack = attack.replace(**changes)
+            loss = check_choice(_OWNER, "loss", self.loss, get_args(LossName))
+            attack = cast(GradientAttack, attack.replace(loss=loss))
         object.__setattr__(self, "attack", attack)
         object.__setattr__(self, "norm", norm)
         super().__post_init__()

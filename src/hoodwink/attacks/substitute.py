@@ -15,15 +15,17 @@ from hoodwink._validation import (
     Callable as CallableConstraint,
 )
 from hoodwink._validation import (
-    InstanceOf,
     Interval,
-    check,
-    check_choice,
     reject,
 )
 from hoodwink.attacks._gate import QueryGate
 from hoodwink.attacks._norms import NormName, clip_to_bounds, snap_point
-from hoodwink.attacks.base import AttackInputs, BlackBoxAttack, GradientAttack
+from hoodwink.attacks.base import (
+    AttackInputs,
+    BlackBoxAttack,
+    GradientAttack,
+    resolve_inner_attack,
+)
 from hoodwink.attacks.pgd import PGD
 from hoodwink.errors import HoodwinkError
 from hoodwink.models.torch import TorchClassifier
@@ -206,20 +208,8 @@ class Substitute(BlackBoxAttack):
     }
 
     def __post_init__(self) -> None:
-        attack = check(_OWNER, "attack", self.attack,
-                       InstanceOf(GradientAttack, "a gradient attack such as PGD(steps=20)"),
-                       None)
-        norm = self.norm if self.norm is not None else (
-            attack.norm if attack is not None else "linf")
-        norm = check_choice(_OWNER, "norm", norm, self.supported_norms)
-        if attack is None:
-            attack = _default_attack(norm)
-        elif attack.norm != norm:
-            if norm not in attack.supported_norms:
-                reject(_OWNER, "norm", norm,
-                       f"one of the norms of {type(attack).__name__}: "
-                       + ", ".join(repr(n) for n in attack.supported_norms))
-            attack = cast(GradientAttack, attack.replace(norm=norm))
+        attack, norm = resolve_inner_attack(_OWNER, self.attack, self.norm,
+                                            self.supported_norms, _default_attack)
         object.__setattr__(self, "attack", attack)
         object.__setattr__(self, "norm", norm)
         super().__post_init__()
