@@ -30,8 +30,8 @@ from hoodwink.models.torch import (
     _BATCH,
     _F32_MAX,
     _LEVELS,
+    _as_bound,
     _fits,
-    _real_array,
     _show,
     check_batch,
 )
@@ -75,8 +75,8 @@ def check_bounds(owner: str, bounds: Any) -> tuple[torch.Tensor, torch.Tensor]:
             f"per-feature arrays, the range of valid inputs (e.g. bounds=(0, 16) for "
             f"scikit-learn's 8x8 digits). Got {_show(bounds)}."
         )
-    lower = _bound(owner, bounds[0], "lower")
-    upper = _bound(owner, bounds[1], "upper")
+    lower = _as_bound(bounds[0], "lower", owner)
+    upper = _as_bound(bounds[1], "upper", owner)
     try:
         gap = upper - lower
     except RuntimeError as exc:
@@ -92,21 +92,6 @@ def check_bounds(owner: str, bounds: Any) -> tuple[torch.Tensor, torch.Tensor]:
             "constant feature: widen it, e.g. upper = np.maximum(X.max(0), X.min(0) + 1)."
         )
     return lower, upper
-
-
-def _bound(owner: str, value: Any, name: str) -> torch.Tensor:
-    arr = _real_array(value)
-    if arr is None or arr.size == 0:
-        raise ConfigError(
-            f"The {name} bound of {owner} must be a float or a non-empty array of floats "
-            f"(the 'bounds' parameter is a pair (lower, upper)). Got {_show(value)}."
-        )
-    if not np.isfinite(arr).all() or (np.abs(arr) > _F32_MAX).any():
-        raise ConfigError(
-            f"The {name} bound of {owner} must be finite (and within float32, |v| < 3.4e38). "
-            f"Got {_show(value)}."
-        )
-    return torch.from_numpy(arr.astype(np.float32))
 
 
 def check_levels(owner: str, levels: Any) -> int | None:

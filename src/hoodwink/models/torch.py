@@ -193,16 +193,17 @@ def _real_array(value: Any) -> np.ndarray | None:
     return out
 
 
-def _as_bound(value: BoundLike, name: str) -> torch.Tensor:
+def _as_bound(value: BoundLike, name: str, owner: str = "TorchClassifier") -> torch.Tensor:
+    """One bound (``name``: lower or upper) of an adapter as a float32 tensor, checked."""
     arr = _real_array(value)
     if arr is None or arr.size == 0:
         raise ConfigError(
-            f"The {name} bound of TorchClassifier must be a float or a non-empty array of "
+            f"The {name} bound of {owner} must be a float or a non-empty array of "
             f"floats (the 'bounds' parameter is a pair (lower, upper)). Got {_show(value)}."
         )
     if not np.isfinite(arr).all() or (np.abs(arr) > _F32_MAX).any():
         raise ConfigError(
-            f"The {name} bound of TorchClassifier must be finite (and within float32, "
+            f"The {name} bound of {owner} must be finite (and within float32, "
             f"|v| < 3.4e38). Got {_show(value)}."
         )
     return torch.from_numpy(arr.astype(np.float32))
