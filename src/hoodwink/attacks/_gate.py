@@ -17,7 +17,7 @@ never exceeds ``max_queries``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import torch
@@ -197,6 +197,28 @@ class QueryGate(ModelFacts):
         self._charge(rows, x.shape[0])
         return cast(DifferentiableClassifier, self.model).loss_gradient(
             x, labels, loss=loss, targeted=targeted)
+
+    def objective_gradient(
+        self,
+        x: torch.Tensor,
+        objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        rows: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Any per-sample objective of the logits, its values, the logits and its input gradient.
+
+        One forward+backward pass, one query per row. ``objective(logits,
+        x_chunk)`` returns one value per sample (see
+        :meth:`hoodwink.TorchClassifier.objective_gradient`).
+        """
+        self._charge(rows, x.shape[0])
+        fn = getattr(self.model, "objective_gradient", None)
+        if fn is None:
+            raise CapabilityError(
+                f"{type(self.model).__name__} has no objective_gradient, which this attack "
+                "needs; wrap the network in hoodwink.TorchClassifier."
+            )
+        out: tuple[torch.Tensor, torch.Tensor, torch.Tensor] = fn(x, objective)
+        return out
 
     def loss(
         self,

@@ -210,6 +210,10 @@ class Attack:
     supports_targeted: ClassVar[bool] = True
     #: Whether the attack needs gradients from the model.
     needs_gradients: ClassVar[bool] = False
+    #: Whether the attack looks for the smallest adversarial perturbation: ``eps``
+    #: then only bounds what counts as a success, and ``perturbation_norm`` is
+    #: the norm it reached (a sample it fails on comes back unchanged).
+    minimum_norm: ClassVar[bool] = False
     #: Constraints of the subclass's parameters (see :mod:`hoodwink._validation`).
     _constraints: ClassVar[Constraints] = {}
 

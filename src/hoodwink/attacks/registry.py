@@ -77,6 +77,22 @@ _REGISTRY: tuple[AttackInfo, ...] = (
                "Fast gradient sign method, one step (Goodfellow et al., 2015)."),
     AttackInfo("pgd", _A + "pgd:PGD",
                "Projected gradient descent with restarts (Madry et al., 2018)."),
+    AttackInfo("apgd", _A + "apgd:APGD",
+               "Auto-PGD with cross-entropy and its step-size schedule (Croce and Hein, 2020)."),
+    AttackInfo("apgd-dlr", _A + "apgd:APGD",
+               "Auto-PGD on the difference of logits ratio, immune to logit scaling "
+               "(Croce and Hein, 2020).", {"loss": "dlr"}),
+    AttackInfo("apgd-t", _A + "apgd:APGD",
+               "Auto-PGD with the targeted DLR loss towards each of the top 9 other classes "
+               "(Croce and Hein, 2020).", {"loss": "dlr", "target_classes": 9}),
+    AttackInfo("cw", _A + "cw:CarliniWagner",
+               "Carlini-Wagner L2, minimum norm, binary search over the constant "
+               "(Carlini and Wagner, 2017)."),
+    AttackInfo("deepfool", _A + "deepfool:DeepFool",
+               "DeepFool, minimum norm by linearising the boundaries (Moosavi-Dezfooli et al., "
+               "2016)."),
+    AttackInfo("fmn", _A + "fmn:FMN",
+               "Fast minimum-norm attack (Pintor et al., 2021)."),
     AttackInfo("nes", _A + "estimated:EstimatedGradient",
                "PGD on gradients estimated from scores by NES with antithetic sampling "
                "(Ilyas et al., 2018).", {"estimator": "nes"}),

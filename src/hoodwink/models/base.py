@@ -112,7 +112,7 @@ class DifferentiableClassifier(Classifier, Protocol):
         x: torch.Tensor,
         labels: torch.Tensor,
         *,
-        loss: Literal["ce", "margin"] = "ce",
+        loss: Literal["ce", "margin", "dlr"] = "ce",
         targeted: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Attacker loss (higher is better for the attacker), logits, gradient w.r.t. x."""

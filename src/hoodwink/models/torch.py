@@ -15,7 +15,7 @@ import logging
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, get_args
 
 import numpy as np
 import torch
@@ -872,8 +872,10 @@ class TorchClassifier:
         labels : torch.Tensor, shape (N,)
             True labels (untargeted) or target labels (targeted), integers in
             ``[0, C)``.
-        loss : {"ce", "margin"}
-            Cross-entropy, or the logit margin of Carlini and Wagner (2017).
+        loss : {"ce", "margin", "dlr"}
+            Cross-entropy, the logit margin of Carlini and Wagner (2017), or the
+            difference of logits ratio of Croce and Hein (2020); see
+            :func:`hoodwink.losses.attack_loss`.
         targeted : bool
 
         Returns
@@ -904,7 +906,7 @@ class TorchClassifier:
                                      strict=True)]
             dev = x.device
             return tuple(torch.cat(t).to(dev) for t in zip(*parts, strict=True))  # type: ignore[return-value]
-        loss = check_choice("TorchClassifier.loss_gradient", "loss", loss, ("ce", "margin"))
+        loss = check_choice("TorchClassifier.loss_gradient", "loss", loss, get_args(LossName))
         targeted = check_bool("TorchClassifier.loss_gradient", "targeted", targeted)
         self._check_input(x)
         lab = _labels(labels, x.shape[0]).to(self.device)
