@@ -30,7 +30,11 @@ from hoodwink import (
     Substitute,
     TorchClassifier,
 )
+from hoodwink.attacks.apgd import APGD
 from hoodwink.attacks.base import Attack
+from hoodwink.attacks.cw import CarliniWagner
+from hoodwink.attacks.deepfool import DeepFool
+from hoodwink.attacks.fmn import FMN
 from hoodwink.errors import ConfigError, InternalError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -51,9 +55,16 @@ class AttackSpec:
         return self.cls(norm=norm, **{**self.fast, **kw})
 
 
+#: Counts for which zero is a valid setting (FMN: no final bisection).
+_ZERO_OK = {"binary_search_steps"}
+
 ATTACKS = [
     AttackSpec(FGSM, ("linf", "l2")),
     AttackSpec(PGD, ("linf", "l2", "l1"), fast={"steps": 5}, randomised={"random_start": True}),
+    AttackSpec(APGD, ("linf", "l2"), fast={"steps": 5}, randomised={}),
+    AttackSpec(CarliniWagner, ("l2",), fast={"steps": 10, "binary_search_steps": 2}),
+    AttackSpec(DeepFool, ("l2", "linf"), fast={"steps": 5}),
+    AttackSpec(FMN, ("linf", "l2", "l1"), fast={"steps": 10}),
     AttackSpec(EstimatedGradient, ("linf", "l2", "l1"), fast={"samples": 4, "max_queries": 30},
                randomised={}),
     AttackSpec(SimBA, ("l2", "linf"), fast={"max_queries": 30}, randomised={}),
@@ -70,6 +81,7 @@ CASES = [
     for spec in ATTACKS
     for norm in spec.norms
     for targeted, mode in ((False, "untargeted"), (True, "targeted"))
+    if spec.cls.supports_targeted or not targeted
 ]
 RANDOMISED_CASES = [
     pytest.param(spec, norm, id=f"{spec.cls.__name__}-{norm}")
@@ -359,7 +371,7 @@ def _invalid_values(cls: type[Attack], f: dataclasses.Field[Any], hint: Any) -> 
         return [1, 0, "yes", None]
     if hint is int:
         bad = [-1, 2.5, "3", True, None]
-        if isinstance(f.default, int) and f.default >= 1:  # a count: zero is invalid too
+        if isinstance(f.default, int) and f.default >= 1 and f.name not in _ZERO_OK:  # a count
             bad.append(0)
         return bad
     if hint is float:

@@ -36,5 +36,5 @@ def test_cli_lists_every_attack_as_json() -> None:
 def test_make_applies_the_names_defaults_and_rejects_unknown_names() -> None:
     assert registry.make("simba-dct").basis == "dct"  # type: ignore[attr-defined]
     assert registry.make("fd", max_queries=60).estimator == "fd"  # type: ignore[attr-defined]
-    with pytest.raises(ConfigError, match="Unknown attack 'cw'.*square"):
-        registry.get("cw")
+    with pytest.raises(ConfigError, match="Unknown attack 'nope'.*square"):
+        registry.get("nope")

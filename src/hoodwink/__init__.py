@@ -24,6 +24,14 @@ _LAZY = {
     "Substitute": "hoodwink.attacks",
     "FGSM": "hoodwink.attacks",
     "PGD": "hoodwink.attacks",
+    "APGD": "hoodwink.attacks",
+    "CarliniWagner": "hoodwink.attacks",
+    "DeepFool": "hoodwink.attacks",
+    "FMN": "hoodwink.attacks",
+    "Evaluation": "hoodwink.evaluation",
+    "evaluate": "hoodwink.evaluation",
+    "TrainingResult": "hoodwink.training",
+    "adversarial_train": "hoodwink.training",
     "ResultTable": "hoodwink.attacks",
     "Dataset": "hoodwink.data",
     "load_dataset": "hoodwink.data",
@@ -42,12 +50,16 @@ _LAZY = {
 if TYPE_CHECKING:
     from hoodwink import errors, zoo
     from hoodwink.attacks import (
+        APGD,
         FGSM,
+        FMN,
         PGD,
         Attack,
         AttackResult,
         BoundaryWalk,
+        CarliniWagner,
         Curve,
+        DeepFool,
         EstimatedGradient,
         HopSkipJump,
         LocalSearch,
@@ -57,6 +69,7 @@ if TYPE_CHECKING:
         Substitute,
     )
     from hoodwink.data import Dataset, load_dataset
+    from hoodwink.evaluation import Evaluation, evaluate
     from hoodwink.models import (
         CallableClassifier,
         Capabilities,
@@ -67,6 +80,7 @@ if TYPE_CHECKING:
         TorchClassifier,
         load_model,
     )
+    from hoodwink.training import TrainingResult, adversarial_train
 
 
 def __getattr__(name: str) -> Any:
@@ -86,16 +100,21 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "APGD",
     "Attack",
     "AttackResult",
     "BoundaryWalk",
     "CallableClassifier",
     "Capabilities",
+    "CarliniWagner",
     "Classifier",
     "Curve",
     "Dataset",
+    "DeepFool",
     "EstimatedGradient",
+    "Evaluation",
     "FGSM",
+    "FMN",
     "HopSkipJump",
     "LocalSearch",
     "Normalize",
@@ -107,8 +126,11 @@ __all__ = [
     "Square",
     "Substitute",
     "TorchClassifier",
+    "TrainingResult",
     "__version__",
+    "adversarial_train",
     "errors",
+    "evaluate",
     "load_dataset",
     "load_model",
     "zoo",

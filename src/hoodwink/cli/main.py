@@ -264,8 +264,11 @@ def fool_cmd(
 def _mount_subapps() -> None:
     from hoodwink.cli.attack import register as register_attack
     from hoodwink.cli.dream import register as register_dream
+    from hoodwink.cli.evaluate import register as register_evaluate
     from hoodwink.cli.forests import register as register_forests
     from hoodwink.cli.linear import app as linear_app
+    from hoodwink.cli.report import register as register_report
+    from hoodwink.cli.train import register as register_train
     from hoodwink.cli.transfer import register as register_transfer
 
     app.add_typer(linear_app, name="linear", help="The essay's linear-classifier experiments.")
@@ -273,6 +276,9 @@ def _mount_subapps() -> None:
     register_dream(app)
     register_transfer(app)
     register_forests(app)
+    register_evaluate(app)
+    register_report(app)
+    register_train(app)
 
 
 _mount_subapps()

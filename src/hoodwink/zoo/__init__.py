@@ -32,6 +32,20 @@ def _mnist_cnn(device: str | torch.device | None) -> TorchClassifier:
                            device=device, input_shape=(1, 28, 28))
 
 
+def _mnist_cnn_adv(device: str | torch.device | None) -> TorchClassifier:
+    from hoodwink.zoo.mnist import load_mnist_cnn_adv
+
+    return TorchClassifier(load_mnist_cnn_adv(), bounds=(0, 1), levels=256, class_names=DIGITS,
+                           device=device, input_shape=(1, 28, 28))
+
+
+def _mnist_cnn_distilled(device: str | torch.device | None) -> TorchClassifier:
+    from hoodwink.zoo.mnist import load_mnist_cnn_distilled
+
+    return TorchClassifier(load_mnist_cnn_distilled(), bounds=(0, 1), levels=256,
+                           class_names=DIGITS, device=device, input_shape=(1, 28, 28))
+
+
 def _mnist_linear(device: str | torch.device | None) -> TorchClassifier:
     from hoodwink.zoo.mnist import load_mnist_linear
 
@@ -56,6 +70,12 @@ def _lite(variant: str) -> Callable[[str | torch.device | None], TorchClassifier
 _REGISTRY: dict[str, tuple[Callable[[str | torch.device | None], TorchClassifier], str]] = {
     "mnist-cnn": (_mnist_cnn, "small ConvNet on 28x28 MNIST digits (bundled weights)"),
     "mnist-linear": (_mnist_linear, "linear softmax classifier on MNIST (bundled weights)"),
+    "mnist-cnn-adv": (_mnist_cnn_adv, "mnist-cnn adversarially trained at L∞ eps 0.3 (Madry "
+                                      "et al.): robust to PGD, not gradient-masked"),
+    "mnist-cnn-distilled": (_mnist_cnn_distilled,
+                            "mnist-cnn with defensive distillation at T=100: deliberately "
+                            "gradient-masked, for testing evaluations (CE-loss PGD fails, "
+                            "margin-loss PGD succeeds)"),
     "efficientnet-lite0": (_lite("efficientnet-lite0"), "ImageNet EfficientNet-Lite0, 224 px"),
     "efficientnet-lite1": (_lite("efficientnet-lite1"), "ImageNet EfficientNet-Lite1, 240 px"),
     "efficientnet-lite2": (_lite("efficientnet-lite2"), "ImageNet EfficientNet-Lite2, 260 px"),
@@ -74,6 +94,7 @@ def load(name: str, *, device: str | torch.device | None = None) -> TorchClassif
     ----------
     name : str
         One of :func:`available`: ``"mnist-cnn"``, ``"mnist-linear"``,
+        ``"mnist-cnn-adv"``, ``"mnist-cnn-distilled"``,
         ``"efficientnet-lite0"``, ``"efficientnet-lite1"``, ``"efficientnet-lite2"``.
     device : str or torch.device, optional
         Where to run (default CPU).

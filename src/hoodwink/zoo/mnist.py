@@ -5,6 +5,13 @@ on the 4,000-image ``"train"`` split of :func:`hoodwink.data.load_mnist`; their
 accuracy on the 1,000 held-out ``"test"`` images is recorded in
 ``weights/mnist_metrics.json`` and returned by :func:`mnist_accuracy`.
 
+Two more MnistCNN weights, from ``scripts/train_robust_mnist.py``, exist to tell
+strong attacks from weak ones: ``mnist_cnn_adv`` (adversarially trained at L∞ eps
+0.3, genuinely more robust) and ``mnist_cnn_distilled`` (defensive distillation at
+T = 100: deliberately gradient-masked, so that cross-entropy PGD fails on it while
+a margin loss succeeds). Their figures are in ``weights/robust_mnist_metrics.json``,
+returned by :func:`robust_mnist_metrics`.
+
 The networks take raw pixels in [0, 1] (``load_mnist`` output) and apply no
 normalisation of their own: they were trained on that scale, so wrap them as
 ``TorchClassifier(net, bounds=(0, 1))`` with no ``preprocessing``.
@@ -16,7 +23,7 @@ import importlib
 import importlib.resources
 import json
 import sys
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import torch
 from torch import nn
@@ -35,13 +42,17 @@ __all__ = [
     "MnistCNN",
     "MnistLinear",
     "load_mnist_cnn",
+    "load_mnist_cnn_adv",
+    "load_mnist_cnn_distilled",
     "load_mnist_linear",
     "mnist_accuracy",
+    "robust_mnist_metrics",
 ]
 
-MnistModelName = Literal["mnist_cnn", "mnist_linear"]
+MnistModelName = Literal["mnist_cnn", "mnist_linear", "mnist_cnn_adv", "mnist_cnn_distilled"]
 
 _METRICS_FILE = "mnist_metrics.json"
+_ROBUST_METRICS_FILE = "robust_mnist_metrics.json"
 
 _Net = TypeVar("_Net", bound=nn.Module)
 
@@ -256,6 +267,89 @@ def load_mnist_linear() -> MnistLinear:
         If ``safetensors`` is not installed (``pip install 'hoodwink[mnist]'``).
     """
     return _pretrained(MnistLinear(num_classes=10), "mnist_linear")
+
+
+def load_mnist_cnn_adv() -> MnistCNN:
+    """Build :class:`MnistCNN` adversarially trained at L∞ eps 0.3 (Madry et al., 2018).
+
+    Trained by ``scripts/train_robust_mnist.py`` with
+    :func:`hoodwink.training.adversarial_train` (PGD with a random start, an eps
+    warm-up, Adam) on ``load_mnist("train")``; raw pixels in [0, 1], no
+    normalisation. Its clean and PGD-robust accuracy on ``load_mnist("test")``
+    are in ``robust_mnist_metrics()["models"]["mnist_cnn_adv"]``. Cross-entropy
+    and margin-loss PGD agree on it: its robustness is real, not masked.
+
+    Returns
+    -------
+    MnistCNN
+        The network with 10 classes, in eval mode, on the CPU.
+
+    Raises
+    ------
+    MissingDependencyError
+        If ``safetensors`` is not installed (``pip install 'hoodwink[mnist]'``).
+    """
+    return _pretrained(MnistCNN(num_classes=10), "mnist_cnn_adv")
+
+
+def load_mnist_cnn_distilled() -> MnistCNN:
+    """Build :class:`MnistCNN` with defensive distillation at T = 100 (Papernot et al., 2016).
+
+    Deliberately gradient-masked, for testing evaluations. A teacher trained on
+    softmax(logits / 100) labelled the training digits; this student learnt
+    those soft labels at the same temperature and is deployed at T = 1, so its
+    logits are about a hundred times larger than a plain network's. The softmax
+    saturates, and the cross-entropy gradient with respect to the input is
+    exactly zero in float32 on most correctly classified digits: PGD with
+    ``loss="ce"`` makes no progress and reports a high, false robust accuracy,
+    while ``loss="margin"`` (Carlini and Wagner, 2017) fools it about as easily
+    as the plain ``mnist-cnn``. The figures are in
+    ``robust_mnist_metrics()["models"]["mnist_cnn_distilled"]``.
+
+    Returns
+    -------
+    MnistCNN
+        The network with 10 classes, in eval mode, on the CPU.
+
+    Raises
+    ------
+    MissingDependencyError
+        If ``safetensors`` is not installed (``pip install 'hoodwink[mnist]'``).
+    """
+    return _pretrained(MnistCNN(num_classes=10), "mnist_cnn_distilled")
+
+
+def robust_mnist_metrics() -> dict[str, Any]:
+    """The record of the robust MNIST models, as written by ``scripts/train_robust_mnist.py``.
+
+    Returns
+    -------
+    dict
+        ``record["models"]["mnist_cnn_adv"]`` holds ``test_accuracy`` (on the
+        1,000 ``load_mnist("test")`` digits), ``pgd_robust_accuracy`` (PGD-40,
+        cross-entropy, by eps: "0.1", "0.2", "0.3"), ``pgd_margin_robust_accuracy``,
+        the training config and history, and ``first_100``: the same figures on
+        the first 100 test digits. ``record["models"]["mnist_cnn_distilled"]``
+        holds ``test_accuracy``, ``ce_zero_gradient_fraction`` (among correctly
+        classified digits, those whose cross-entropy input gradient is exactly
+        zero), ``pgd_robust_accuracy`` and ``pgd_margin_robust_accuracy`` (eps
+        "0.1", "0.2"), the plain ``mnist-cnn``'s figures for comparison, and
+        ``first_100``.
+
+    Raises
+    ------
+    InternalError
+        The file is missing (an incomplete installation).
+    """
+    resource = _weights_dir().joinpath(_ROBUST_METRICS_FILE)
+    if not resource.is_file():
+        raise InternalError(
+            f"The file '{_ROBUST_METRICS_FILE}' is missing from hoodwink/zoo/weights; "
+            "the installation is incomplete (run scripts/train_robust_mnist.py in a source "
+            "checkout)."
+        )
+    record: dict[str, Any] = json.loads(resource.read_text(encoding="utf-8"))
+    return record
 
 
 def mnist_accuracy() -> dict[str, float]:
