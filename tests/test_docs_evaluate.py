@@ -1,0 +1,110 @@
+"""The strong-evaluation figures in README.md are re-read from their committed records.
+
+``docs/records/evaluate/*.json`` (made by ``hoodwink evaluate``),
+``src/hoodwink/zoo/weights/robust_mnist_metrics.json`` (made by
+``scripts/train_robust_mnist.py``) and ``bench/results/peers.json`` (made by
+``bench/peers.py``). Each table row is rebuilt here and must appear in the
+README exactly, so a rerun without a README update (or the reverse) fails.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+PEER_MODELS = ("mnist-cnn", "mnist-linear", "mnist-cnn-adv", "efficientnet-lite0")
+PEERS = ("torchattacks", "art", "foolbox")
+
+
+def _json(path: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((ROOT / path).read_text(encoding="utf-8"))
+    return data
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.0f}%"
+
+
+def _robust(rec: dict[str, Any], eps: float) -> dict[str, Any]:
+    (row,) = [r for r in rec["summary"]["robust"] if r["eps"] == eps]
+    return row
+
+
+def evaluate_rows() -> list[str]:
+    """The two rows of the README's "Models that tell attacks apart" table."""
+    met = _json("src/hoodwink/zoo/weights/robust_mnist_metrics.json")["models"]
+    rows = []
+    for name, key, eps in (("mnist-cnn-distilled", "mnist_cnn_distilled", 0.2),
+                           ("mnist-cnn-adv", "mnist_cnn_adv", 0.3)):
+        rec = _json(f"docs/records/evaluate/{name}.json")
+        r = _robust(rec, eps)
+        first = met[key]["first_100"]
+        lo, hi = r["ci95"]
+        flags = ", ".join(f"`{f['code']}`" for f in rec["flags"]) or "none"
+        rows.append(f"| `{name}`, eps {eps:g} | {_pct(first['test_accuracy'])} "
+                    f"| {_pct(first['pgd_robust_accuracy'][str(eps)])} "
+                    f"| **{_pct(r['robust_accuracy'])}** ({100 * lo:.0f}–{100 * hi:.0f}%) "
+                    f"| {flags} |")
+    return rows
+
+
+def peers_rows() -> list[str]:
+    """The rows of the README's peers table (robust accuracy, seconds)."""
+    rec = _json("bench/results/peers.json")
+    rows = []
+    for model in PEER_MODELS:
+        std = rec["robust"][model]["standard"]
+        eps = rec["targets"][f"robust_accuracy_{model}"]
+        cells = [f"{std[lib]['robust_accuracy']:.2f} ({std[lib]['wall_s']:.0f} s)"
+                 for lib in ("hoodwink", *PEERS)]
+        ratio = rec["targets"][f"time_{model}"]["ratio"]
+        del eps
+        rows.append(f"| `{model}` | " + " | ".join(cells) + f" | {ratio:.1f}× |")
+    return rows
+
+
+@pytest.mark.parametrize("row", evaluate_rows())
+def test_evaluate_table_rows_match_their_records(row: str) -> None:
+    assert row in README
+
+
+@pytest.mark.parametrize("row", peers_rows())
+def test_peers_table_rows_match_the_bench_record(row: str) -> None:
+    assert row in README
+
+
+def test_flags_fire_on_the_masked_model_only() -> None:
+    assert _json("docs/records/evaluate/mnist-cnn-distilled.json")["flags"]
+    assert _json("docs/records/evaluate/mnist-cnn-adv.json")["flags"] == []
+
+
+def test_the_readme_states_the_missed_targets_the_record_holds() -> None:
+    targets = _json("bench/results/peers.json")["targets"]
+    missed = sorted(k for k, v in targets.items() if v.get("pass") is False)
+    for key in missed:
+        assert f"`{key}`" in README, f"README does not list the missed target {key}"
+
+
+def _p1(v: float) -> str:
+    return f"{100 * v:.1f}%"
+
+
+def test_training_doc_table_matches_the_training_record() -> None:
+    doc = (ROOT / "docs" / "training.md").read_text(encoding="utf-8")
+    met = _json("src/hoodwink/zoo/weights/robust_mnist_metrics.json")["models"]
+    adv, dis = met["mnist_cnn_adv"], met["mnist_cnn_distilled"]
+    a, d = adv["pgd_robust_accuracy"], dis["pgd_robust_accuracy"]
+    plain = dis["mnist_cnn_pgd_robust_accuracy"]
+    assert (f"| `mnist-cnn-adv` (Madry, L∞ 0.3) | {_p1(adv['test_accuracy'])} | {_p1(a['0.1'])} "
+            f"| {_p1(a['0.2'])} | {_p1(a['0.3'])} | – "
+            f"| {_p1(adv['pgd_margin_robust_accuracy']['0.3'])} |") in doc
+    assert (f"| `mnist-cnn-distilled` (T = 100) | {_p1(dis['test_accuracy'])} | {_p1(d['0.1'])} "
+            f"| {_p1(d['0.2'])} | – | {_p1(dis['pgd_margin_robust_accuracy']['0.2'])} | – |") in doc
+    assert f"| {_p1(plain['0.1'])} | {_p1(plain['0.2'])} |" in doc
+    frac, of = dis["ce_zero_gradient_fraction"], dis["ce_zero_gradient_of"]
+    assert f"{_p1(frac)} ({round(frac * of)} of {of})" in doc
