@@ -30,6 +30,14 @@ from hoodwink.cli._common import (
     run_guarded,
     state,
 )
+from hoodwink.cli._study_options import (
+    ArchOpt,
+    BoundsOpt,
+    LevelsOpt,
+    MeanOpt,
+    StdOpt,
+    TrustPickleOpt,
+)
 
 if TYPE_CHECKING:
     from hoodwink.attacks.base import Attack
@@ -67,32 +75,13 @@ def register(app: typer.Typer) -> None:
 
 def attack_cmd(
     model: Annotated[str, typer.Option(help=_MODEL_HELP)] = "mnist-cnn",
-    arch: Annotated[
-        str | None,
-        typer.Option(help="package.module:Class or file.py:Class (built with no arguments) "
-                          "that receives the weights of a .safetensors --model. Runs that code."),
-    ] = None,
-    bounds: Annotated[
-        str | None, typer.Option(help="Bounds of raw inputs 'lo,hi' (default 0,1).")
-    ] = None,
-    mean: Annotated[
-        str | None,
-        typer.Option(help="Per-channel mean 'a,b,c', normalised inside the model adapter."),
-    ] = None,
-    std: Annotated[
-        str | None,
-        typer.Option(help="Per-channel std 'a,b,c', normalised inside the model adapter."),
-    ] = None,
-    levels: Annotated[
-        int | None,
-        typer.Option(help="Quantisation levels between the bounds (256 for 8-bit images)."),
-    ] = None,
+    arch: ArchOpt = None,
+    bounds: BoundsOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    levels: LevelsOpt = None,
     data: Annotated[str | None, typer.Option(help=_DATA_HELP)] = None,
-    trust_pickle: Annotated[
-        bool,
-        typer.Option("--trust-pickle",
-                     help="Allow pickle files for --model/--data; unpickling runs code in them."),
-    ] = False,
+    trust_pickle: TrustPickleOpt = False,
     attack: Annotated[
         str, typer.Option(help="An attack name from `hoodwink attacks`: pgd, fgsm (white box); "
                                "square, simba, nes, ... (scores); hopskipjump, ... (labels).")
