@@ -341,7 +341,7 @@ def test_attack_messages_come_from_the_module() -> None:
         "steps": (0, "an int in [1, 1000000]"),
         "stepsize": (0.0, "a float in (0, inf) or None"),
         "l1_sparsity": (1.0, "a float in [0, 1)"),
-        "loss": (np.array(["ce"]), "one of 'ce', 'margin'"),
+        "loss": (np.array(["ce"]), "one of 'ce', 'margin', 'dlr'"),
         "early_stop": (1, "a bool"),
         "seed": (-1, "an int in [0, 2**64 - 1] or None"),
         "norm": ("l3", "one of 'linf', 'l2', 'l1'"),

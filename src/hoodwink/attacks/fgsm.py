@@ -35,8 +35,8 @@ class FGSM(GradientAttack):
     Parameters
     ----------
     norm : {"linf", "l2"}, default "linf"
-    loss : {"ce", "margin"}, default "ce"
-        Cross-entropy or the logit margin.
+    loss : {"ce", "margin", "dlr"}, default "ce"
+        Cross-entropy, the logit margin or the DLR (see hoodwink.losses.attack_loss).
     seed : int or None, default 0
         Unused (FGSM is deterministic); recorded for uniformity.
 

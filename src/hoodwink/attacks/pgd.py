@@ -80,7 +80,7 @@ class PGD(GradientAttack):
     random_start : bool, default True
         Start each restart from a uniform random point in the ball.
     restarts : int in [1, 10_000], default 1
-    loss : {"ce", "margin"}, default "ce"
+    loss : {"ce", "margin", "dlr"}, default "ce"
     early_stop : bool, default True
         Stop each sample at its first adversarial iterate.
     l1_sparsity : float in [0, 1), default 0.9

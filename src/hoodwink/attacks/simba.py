@@ -84,7 +84,7 @@ class SimBA(BlackBoxAttack):
         DCT basis: how many of the lowest frequencies per axis come first. None
         uses a quarter of each side (7 of 28 for MNIST; the paper takes 28 of
         224, an eighth, on ImageNet). Ignored by the pixel basis.
-    loss : {"ce", "margin"}, default "ce"
+    loss : {"ce", "margin", "dlr"}, default "ce"
     max_queries : int in [2, 10**9], default 1000
         Most model calls per sample, the clean and verification passes included.
     seed : int >= 0 or None, default 0

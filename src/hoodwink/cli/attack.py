@@ -107,7 +107,7 @@ def attack_cmd(
     stepsize: Annotated[str | None, typer.Option(help="PGD step size (default 2.5·eps/steps).")]
     = None,
     restarts: Annotated[int | None, typer.Option(help="PGD restarts (default 1).")] = None,
-    loss: Annotated[str | None, typer.Option(help="ce or margin (default ce).")] = None,
+    loss: Annotated[str | None, typer.Option(help="ce, margin or dlr (default ce).")] = None,
     max_queries: Annotated[
         int | None,
         typer.Option(help="Most model calls per sample for a black-box attack (default 1000), "
