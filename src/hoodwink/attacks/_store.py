@@ -20,7 +20,8 @@ import torch
 from hoodwink.errors import ConfigError, InputError, MissingDependencyError
 from hoodwink.reports import atomic_write_bytes, atomic_write_text
 
-__all__ = ["read_pair", "write_pair"]
+__all__ = ["check_schema", "companion_path", "read_json", "read_pair", "read_tensors",
+           "write_pair"]
 
 
 def _safetensors(action: str) -> ModuleType:
@@ -67,25 +68,32 @@ def write_pair(path: str | Path, rec: dict[str, Any], tensors: dict[str, torch.T
     return json_path
 
 
-def read_pair(path: str | Path, schema: str,
-               what: str) -> tuple[dict[str, Any], dict[str, torch.Tensor], Path]:
-    """Read and check a JSON record of ``schema`` and the tensor file it names."""
-    json_path = _json_path(path, what)
-    fix = f"Pass the .json file that {what}.save() returned."
-    if not json_path.is_file():
-        raise InputError(f"No saved {what} at {json_path}: the file does not exist. {fix}")
+def read_json(path: Path, fix: str) -> Any:
+    """The parsed JSON of the file ``path``; ``fix`` ends the message when it is not JSON."""
     try:
-        rec = json.loads(json_path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{json_path} is not a JSON file ({exc}). {fix}") from exc
+        raise InputError(f"{path} is not a JSON file ({exc}). {fix}") from exc
     except OSError as exc:
-        raise InputError(f"Cannot read {json_path}: {exc.strerror or exc}.") from exc
+        raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+
+
+def companion_path(json_path: Path, rec: Any) -> Path | None:
+    """The tensor file the record ``rec`` at ``json_path`` names, or None when it names none."""
+    ref = rec.get("tensors") if isinstance(rec, dict) else None
+    if not isinstance(ref, dict) or not isinstance(ref.get("file"), str):
+        return None
+    return json_path.parent / Path(ref["file"]).name
+
+
+def check_schema(json_path: Path, rec: Any, schema: str, what: str) -> None:
+    """Refuse a record ``rec`` (read from ``json_path``) that is not of ``schema``."""
     got = rec.get("schema") if isinstance(rec, dict) else None
     family = schema.split("/", 1)[0]
     if not isinstance(got, str) or not got.startswith(family + "/"):
         raise InputError(
             f"{json_path} is not a saved {what}: its schema is {got!r}, expected {schema!r}. "
-            f"{fix}"
+            f"{_fix(what)}"
         )
     if got != schema:
         raise InputError(
@@ -93,12 +101,16 @@ def read_pair(path: str | Path, schema: str,
             "Records written by to_dict() before version 2 hold no tensors; run the attack "
             "again and save it with save()."
         )
+
+
+def read_tensors(json_path: Path, rec: dict[str, Any], what: str) -> dict[str, torch.Tensor]:
+    """The tensors of the file the record ``rec`` (read from ``json_path``) names, checked."""
     ref = rec.get("tensors")
     if (not isinstance(ref, dict) or not isinstance(ref.get("file"), str)
             or not isinstance(ref.get("sha256"), str)):
         raise InputError(
             f"{json_path} names no tensor file (no 'tensors' entry with 'file' and 'sha256'); "
-            f"it was not written by {what}.save(). {fix}"
+            f"it was not written by {what}.save(). {_fix(what)}"
         )
     tensor_path = json_path.parent / Path(ref["file"]).name
     if not tensor_path.is_file():
@@ -122,4 +134,20 @@ def read_pair(path: str | Path, schema: str,
         tensors: dict[str, torch.Tensor] = st.load(data)
     except Exception as exc:  # safetensors raises its own error types
         raise InputError(f"{tensor_path} is not a readable safetensors file ({exc}).") from exc
-    return rec, tensors, json_path
+    return tensors
+
+
+def _fix(what: str) -> str:
+    return f"Pass the .json file that {what}.save() returned."
+
+
+def read_pair(path: str | Path, schema: str,
+               what: str) -> tuple[dict[str, Any], dict[str, torch.Tensor], Path]:
+    """Read and check a JSON record of ``schema`` and the tensor file it names."""
+    json_path = _json_path(path, what)
+    if not json_path.is_file():
+        raise InputError(
+            f"No saved {what} at {json_path}: the file does not exist. {_fix(what)}")
+    rec = read_json(json_path, _fix(what))
+    check_schema(json_path, rec, schema, what)
+    return rec, read_tensors(json_path, rec, what), json_path

@@ -26,7 +26,6 @@ True
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -35,7 +34,14 @@ from typing import Any
 
 import torch
 
-from hoodwink.attacks._store import read_pair, write_pair
+from hoodwink.attacks._store import (
+    check_schema,
+    companion_path,
+    read_json,
+    read_pair,
+    read_tensors,
+    write_pair,
+)
 from hoodwink.errors import InputError
 
 __all__ = ["SCHEMA", "Evaluation", "example_record"]
@@ -412,28 +418,20 @@ class Evaluation:
         p = Path(path)
         if p.suffix == "":
             p = p.with_name(p.name + ".json")
-        ref = None
-        if p.is_file():
-            try:
-                raw = json.loads(p.read_text(encoding="utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise InputError(
-                    f"{p} is not a JSON file ({exc}). Pass the report.json that "
-                    "Evaluation.save() or hoodwink evaluate wrote."
-                ) from exc
-            except OSError as exc:
-                raise InputError(f"Cannot read {p}: {exc.strerror or exc}.") from exc
-            ref = raw.get("tensors") if isinstance(raw, dict) else None
-            companion = (p.parent / Path(ref["file"]).name
-                         if isinstance(ref, dict) and isinstance(ref.get("file"), str) else None)
-            if companion is None or not companion.is_file():
-                if companion is not None:
-                    _log.info("%s: the companion file %s is missing; loading the record "
-                              "without example tensors", p, companion)
-                return cls.from_dict(raw)
-        rec, tensors, _ = read_pair(p, SCHEMA, what="Evaluation")
+        if not p.is_file():  # read_pair says so, in the words every load uses
+            read_pair(p, SCHEMA, what="Evaluation")
+        raw = read_json(p, "Pass the report.json that Evaluation.save() or hoodwink evaluate "
+                           "wrote.")
+        companion = companion_path(p, raw)
+        if companion is None or not companion.is_file():
+            if companion is not None:
+                _log.info("%s: the companion file %s is missing; loading the record "
+                          "without example tensors", p, companion)
+            return cls.from_dict(raw)
+        check_schema(p, raw, SCHEMA, "Evaluation")
+        tensors = read_tensors(p, raw, "Evaluation")
         x = tensors.get("x")
-        return cls.from_dict(rec, x_examples=x,
+        return cls.from_dict(raw, x_examples=x,
                              x_adv_examples=tensors.get("x_adv") if x is not None else None)
 
     def __eq__(self, other: object) -> bool:

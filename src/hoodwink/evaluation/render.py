@@ -48,6 +48,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hoodwink._validation import PathLike, check, check_choice, reject
+from hoodwink.attacks._store import check_schema, companion_path, read_json, read_tensors
 from hoodwink.errors import InputError
 from hoodwink.evaluation import _figures
 from hoodwink.evaluation.record import SCHEMA
@@ -111,26 +112,18 @@ def load_record(path: str | Path) -> tuple[dict[str, Any], dict[str, Any] | None
     if not p.is_file():
         what = "a folder" if p.is_dir() else "does not exist"
         raise InputError(f"No evaluation record at {p}: it {what}. {_FIX}")
-    try:
-        rec = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{p} is not a JSON file ({exc}). {_FIX}") from exc
-    except OSError as exc:
-        raise InputError(f"Cannot read {p}: {exc.strerror or exc}.") from exc
+    rec = read_json(p, _FIX)
     record = _check_record(rec, str(p))
     return record, _companion(p, record)
 
 
 def _companion(json_path: Path, record: Mapping[str, Any]) -> dict[str, Any] | None:
     """The example tensors the record names, read and checked by the shared store."""
-    ref = record.get("tensors")
-    if not isinstance(ref, Mapping) or not isinstance(ref.get("file"), str):
+    companion = companion_path(json_path, record)
+    if companion is None or not companion.is_file():
         return None
-    if not (json_path.parent / Path(ref["file"]).name).is_file():
-        return None
-    from hoodwink.attacks._store import read_pair
-
-    _, tensors, _ = read_pair(json_path, SCHEMA, what="Evaluation")
+    check_schema(json_path, record, SCHEMA, "Evaluation")
+    tensors = read_tensors(json_path, dict(record), "Evaluation")
     # An evaluation saved without example inputs stores only their indices.
     return dict(tensors) if "x" in tensors and "x_adv" in tensors else None
 
