@@ -48,6 +48,9 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 
+# The same augmentation as the plain models (this script's folder is on sys.path when run).
+from train_mnist import random_shift
+
 import hoodwink
 from hoodwink.data import load_mnist
 from hoodwink.training import adversarial_train
@@ -74,19 +77,6 @@ DISTILL_CONFIG: dict[str, Any] = {
 def log(message: str) -> None:
     """Progress on stdout, with the time."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate each image by up to ``max_shift`` pixels (zero fill), drawn from ``generator``."""
-    n, _, h, w = x.shape
-    padded = F.pad(x, (max_shift,) * 4)
-    dy = torch.randint(0, 2 * max_shift + 1, (n,), generator=generator)
-    dx = torch.randint(0, 2 * max_shift + 1, (n,), generator=generator)
-    rows = (dy[:, None] + torch.arange(h)[None, :])[:, None, :, None].expand(
-        n, 1, h, w + 2 * max_shift)
-    shifted = padded.gather(2, rows)
-    cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, None, :].expand(n, 1, h, w)
-    return shifted.gather(3, cols)
 
 
 def wrap(net: nn.Module) -> hoodwink.TorchClassifier:
