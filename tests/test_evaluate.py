@@ -582,3 +582,91 @@ def test_docs_mnist_cnn_example_numbers() -> None:
         ("fmn", 99), ("apgd", 2), ("apgd-t", 1), ("square", 0)]
     assert round(ev.totals["median_min_norm"], 3) == 0.114
     assert ev.flags == []
+
+
+# ---------------------------------------------------------------------------- probes
+def test_blackbox_probe_stops_where_gradients_are_sound() -> None:
+    """After white-box attacks that break all they can, Square spends only its probe."""
+    x, y = linear_data(40)
+    ev = evaluate(linear_model(), x, y, eps=[0.05, 0.1], max_queries=300, probe_queries=40)
+    sq = [a for a in ev.attacks if a["name"] == "square"]
+    assert len(sq) == 2
+    for a in sq:
+        assert a["probe"]["broke"] == 0 and a["probe"]["went_on"] is False
+        assert a["probe"]["why"] == [] and "max_queries=40" in a["probe"]["attack"]
+        assert a["queries"] <= 40 * a["attacked"]
+    assert ev.config["probe_queries"] == 40 and ev.config["probe_targets"] == 3
+    # The same numbers as a run that spends the whole budget.
+    full = evaluate(linear_model(), x, y, eps=[0.05, 0.1], max_queries=300, probe_queries=None)
+    assert all("probe" not in a for a in full.attacks if a["name"] == "square")
+    assert [r["robust"] for r in ev.totals["robust"]] == \
+        [r["robust"] for r in full.totals["robust"]]
+
+
+def test_blackbox_probe_goes_on_with_checks_off_and_never_exceeds_the_budget() -> None:
+    x, y = linear_data(40)
+    ev = evaluate(linear_model(), x, y, eps=0.1, max_queries=300, probe_queries=40,
+                  checks=False)
+    sq = next(a for a in ev.attacks if a["name"] == "square")
+    assert sq["probe"]["went_on"] is True and sq["probe"]["why"] == ["checks off"]
+    # probe + rest: never more than max_queries per sample (the rest gets 300 - 40).
+    assert sq["queries"] > 40 * sq["attacked"]
+    assert sq["queries"] <= 300 * sq["attacked"]
+
+
+def test_blackbox_probe_goes_on_when_gradients_are_masked() -> None:
+    x, y = linear_data(60)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ev = evaluate(linear_model(scale=1e4), x, y, eps=0.1, attacks=["apgd", "square"],
+                      max_queries=300, probe_queries=40)
+    sq = next(a for a in ev.attacks if a["name"] == "square")
+    assert sq["probe"]["went_on"] is True
+    assert "zero-gradients" in sq["probe"]["why"]
+
+
+class TenClass(nn.Module):
+    """A seeded 10-class linear model on D features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(3)
+        self.fc = nn.Linear(D, 10)
+        with torch.no_grad():
+            self.fc.weight.copy_(torch.randn(10, D, generator=g) * 0.3)
+            self.fc.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+def test_apgd_t_probe_attacks_the_likeliest_classes_first() -> None:
+    model = TorchClassifier(TenClass().eval(), bounds=(-10, 10))
+    x = torch.rand(30, D, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    y = model.predict(x)
+    # Half the smallest closed-form L∞ distance to any other class: nothing can break.
+    w, logits = model.module.fc.weight.detach(), model.logits(x).detach()
+    gap = logits.gather(1, y[:, None]) - logits
+    l1 = (w[y][:, None, :] - w[None]).abs().sum(-1)
+    eps = 0.5 * float((gap / l1).masked_fill(gap == 0, math.inf).min())
+    ev = evaluate(model, x, y, eps=eps, attacks=["apgd-t"], probe_targets=2)
+    row = ev.attacks[0]
+    assert "target_classes=2" in row["probe"]["attack"]
+    # No gradient flag, so the other 7 classes were never attacked.
+    assert row["broke"] == 0 and row["probe"]["went_on"] is False
+    assert row["queries"] <= 30 * (2 * 2 * 101 + 2)  # 2 classes x 2 starts, + 2 passes
+    whole = evaluate(model, x, y, eps=eps, attacks=["apgd-t"], probe_targets=None)
+    assert whole.attacks[0]["queries"] > row["queries"]
+
+
+def test_apgd_skip_targets_attacks_only_the_later_ranks() -> None:
+    from hoodwink.attacks.apgd import APGD
+
+    model = TorchClassifier(TenClass().eval(), bounds=(-10, 10))
+    x = torch.rand(6, D, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    y = model.predict(x)
+    # 9 targets, skipping 8: one run of 6 steps per sample, plus the clean and checking passes.
+    res = APGD(steps=5, loss="dlr", target_classes=9, skip_targets=8)(model, x, y, eps=1e-4)
+    assert res.queries.tolist() == [6 + 2] * 6
+    with pytest.raises(ConfigError, match="skip_targets"):
+        APGD(target_classes=3, skip_targets=3)

@@ -144,6 +144,11 @@ class APGD(GradientAttack):
     target_classes : int in [0, 100_000], default 0
         0: plain APGD. ``k > 0``: APGD-T over the top ``k`` other classes
         (untargeted calls only; see above).
+    skip_targets : int in [0, 100_000], default 0
+        APGD-T leaves out the ``skip_targets`` likeliest of its ``k`` classes
+        and attacks ranks ``skip_targets + 1`` to ``k`` only: how a run that
+        attacked the first ranks goes on to the rest (``hoodwink.evaluate``'s
+        probe). Must be smaller than ``target_classes`` when that is > 0.
     rho : float in [0, 1], default 0.75
         Condition (1) halves the step when the loss rose in fewer than this
         fraction of the steps since the last checkpoint.
@@ -179,6 +184,7 @@ class APGD(GradientAttack):
     restarts: int = 1
     loss: LossName = "ce"
     target_classes: int = 0
+    skip_targets: int = 0
     rho: float = 0.75
     momentum: float = 0.75
 
@@ -190,9 +196,16 @@ class APGD(GradientAttack):
         "restarts": (Interval(int, 1, MAX_RESTARTS),),
         "loss": (Options(get_args(LossName)),),
         "target_classes": (Interval(int, 0, MAX_TARGET_CLASSES),),
+        "skip_targets": (Interval(int, 0, MAX_TARGET_CLASSES),),
         "rho": (Interval(float, 0, 1),),
         "momentum": (Interval(float, 0, 1),),
     }
+
+    def _validate(self) -> None:
+        if self.target_classes > 0:
+            self._check("skip_targets", self.skip_targets < self.target_classes,
+                        f"smaller than target_classes ({self.target_classes}), or no class "
+                        "would be left to attack")
 
     def _first_pass_at_x(self) -> bool:
         # The clean pass is the attack's own: its logits give APGD-T its targets.
@@ -212,11 +225,13 @@ class APGD(GradientAttack):
             inputs.set_pred_clean(clean_logits.argmax(dim=1))
         report = inputs.progress
         apgd_t = self.target_classes > 0 and not inputs.targeted
-        n_targets = min(self.target_classes, num_classes - 1) if apgd_t else 1
+        k = min(self.target_classes, num_classes - 1)
+        skip = min(self.skip_targets, k) if apgd_t else 0
+        n_targets = k - skip if apgd_t else 1
         total = self.steps * self.restarts * n_targets
         # Samples are done once adversarial; those adversarial at x are done at once.
         broken = inputs.is_adversarial(inputs.pred_clean)
-        if eps == 0 or bool(broken.all()):
+        if eps == 0 or n_targets == 0 or bool(broken.all()):
             if report is not None:
                 report(total, total, "eps = 0: nothing to do" if eps == 0 else "all samples done")
             return x.clone()
@@ -231,7 +246,7 @@ class APGD(GradientAttack):
                 clean_logits[rows] = model.logits(x[rows], rows=rows).to(x.dtype)
             # The classes of highest clean logits other than the true one, best first.
             others = clean_logits.scatter(1, inputs.labels[:, None], -torch.inf)
-            targets = others.topk(n_targets, dim=1).indices
+            targets = others.topk(k, dim=1).indices[:, skip:]
         state = _Best(best, best_loss, broken)
         run = 0
         for j in range(n_targets):

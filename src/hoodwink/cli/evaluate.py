@@ -87,6 +87,11 @@ def evaluate_cmd(
     max_queries: Annotated[
         int, typer.Option(help="Query budget per sample of the black-box attacks.")
     ] = 5000,
+    full_budget: Annotated[
+        bool, typer.Option("--full-budget", help="Spend every attack's whole budget, as the "
+                                                 "reference AutoAttack does, instead of "
+                                                 "probing first (see docs/evaluate.md#probes).")
+    ] = False,
     batch_size: Annotated[
         int | None, typer.Option(help="Samples per unit of work (default: all at once). "
                                       "Smaller units lose less work to a crash.")
@@ -152,6 +157,8 @@ def evaluate_cmd(
             ev = evaluate(clf, ds.x, ds.y, norm=norm,
                           eps=budgets[0] if len(budgets) == 1 else budgets, attacks=names,
                           seed=seed, batch_size=batch_size, max_queries=max_queries, store=db,
+                          **({"probe_queries": None, "probe_targets": None} if full_budget
+                             else {}),
                           checks=not no_checks, examples=examples, progress=cb,
                           model_name=zoo_name or model, data_name=ds.source)
         written = ev.save(folder / "report.json")

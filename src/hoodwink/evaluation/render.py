@@ -497,12 +497,14 @@ def _blocks(record: Mapping[str, Any], figures: Collection[str],
                       [_num(f"{key}.broke", a.get("broke"), "int")],
                       [_num(f"{key}.robust_after", a.get("robust_after"), "int")],
                       [_num(f"{key}.time_s", a.get("time_s"), "num")],
-                      [_num(f"{key}.queries", a.get("queries"), "int")]])
+                      [_num(f"{key}.queries", a.get("queries"), "int")],
+                      [_probe_text(a.get("probe"))]])
     table(["stage", "attack", "threat", "eps", "attacked", "broke", "robust after",
-           "time (s)", "queries"], srows)
+           "time (s)", "queries", "probe"], srows)
     p("One row per attack and budget, in run order. attacked: samples still robust when the "
       "stage began; broke: samples this stage newly broke at that budget (its marginal "
-      "contribution); robust after: samples still robust after it.")
+      "contribution); robust after: samples still robust after it; probe: whether a probed "
+      "stage went on to the rest of its budget, and why (docs/evaluate.md#probes).")
 
     # -------------------------------------------------------------- timings
     h2("timings", "Timings")
@@ -881,6 +883,15 @@ def to_html(record: Any, *, tensors: Mapping[str, Any] | None = None) -> str:
 
 # ---------------------------------------------------------------------------- Markdown
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#+!|~$])")
+
+
+def _probe_text(probe: Any) -> str:
+    """The probe column of a stage row: "–" (no probe), "stopped", or "went on: why"."""
+    if not isinstance(probe, Mapping):
+        return "–"
+    if not probe.get("went_on"):
+        return f"stopped (probe broke {probe.get('broke', 0)})"
+    return "went on: " + "; ".join(str(w) for w in probe.get("why") or [])
 
 
 def _md(text: str) -> str:
