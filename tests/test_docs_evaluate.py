@@ -108,3 +108,20 @@ def test_training_doc_table_matches_the_training_record() -> None:
     assert f"| {_p1(plain['0.1'])} | {_p1(plain['0.2'])} |" in doc
     frac, of = dis["ce_zero_gradient_fraction"], dis["ce_zero_gradient_of"]
     assert f"{_p1(frac)} ({round(frac * of)} of {of})" in doc
+
+
+def test_docs_evaluate_example_matches_its_record() -> None:
+    """docs/evaluate.md's mnist-cnn example: table rows, time and stages from its record."""
+    doc = (ROOT / "docs" / "evaluate.md").read_text(encoding="utf-8")
+    rec = _json("docs/records/evaluate/mnist-cnn.json")
+    assert rec["config"]["eps"] == [0.1, 0.2, 0.3] and rec["data"]["n"] == 100
+    for r in rec["summary"]["robust"]:
+        lo, hi = r["ci95"]
+        row = (f"| {r['eps']:g} | {r['robust']} | {100 * r['robust_accuracy']:.0f}% "
+               f"| {100 * lo:.1f}% – {100 * hi:.1f}% |")
+        assert row in doc
+    assert f"shared machine ({rec['summary']['time_s']:.0f} s;" in doc
+    broke = {a["name"]: a["broke"] for a in rec["attacks"] if a["eps"] in (None, 0.1)}
+    assert (f"APGD then broke {broke['apgd']} more and APGD-T {broke['apgd-t']},\n"
+            "Square's probe none" in doc) and broke["square"] == 0
+    assert f"median minimal L∞ norm {rec['summary']['median_min_norm']:.3f}" in doc
