@@ -56,7 +56,7 @@ class AttackSpec:
 
 
 #: Counts for which zero is a valid setting (FMN: no final bisection).
-_ZERO_OK = {"binary_search_steps"}
+_ZERO_OK = {"binary_search_steps", "refine_steps"}
 
 ATTACKS = [
     AttackSpec(FGSM, ("linf", "l2")),

@@ -249,6 +249,56 @@ def test_confidence_gives_points_with_that_margin() -> None:
     assert bool((rk.perturbation_norm > r0.perturbation_norm).all())
 
 
+# ---------------------------------------------------------------------- features at the bounds
+def at_the_bounds() -> tuple[TorchClassifier, torch.Tensor, torch.Tensor, float]:
+    """Every feature at a bound (half at 0, half at 1), as most MNIST pixels are.
+
+    Class 1 wins where ``sum(x[:10]) - sum(x[10:]) + 9 >= 0``; at x the margin is -1, so
+    the nearest point of class 1 moves every feature 1/20 inwards: ``1 / sqrt(20)`` away.
+    """
+    net = nn.Linear(D, 2).eval()
+    with torch.no_grad():
+        net.weight.zero_()
+        net.weight[1, :10], net.weight[1, 10:] = 1.0, -1.0
+        net.bias.copy_(torch.tensor([0.0, 9.0]))
+    x = torch.zeros(4, D)
+    x[:, 10:] = 1.0
+    return TorchClassifier(net, bounds=(0, 1)), x, torch.zeros(4, dtype=torch.int64), D ** -0.5
+
+
+def test_warm_start_moves_features_at_the_bounds_to_the_closed_form() -> None:
+    """A run restarted at x moves a feature at a bound by under 0.004 in 100 steps (Adam moves
+    w by about stepsize a step, from atanh(0.999) = 3.8 to 2.8 at most), far short of 1/20:
+    every sample fails. Continuing across the 9 runs reaches the closed form."""
+    model, x, y, dist = at_the_bounds()
+    cold = CarliniWagner(steps=100, binary_search_steps=9, warm_start=False)(model, x, y,
+                                                                             eps=BIG)
+    assert not bool(cold.success.any()) and torch.equal(cold.x_adv, x)
+    warm = CarliniWagner(steps=100, binary_search_steps=9)(model, x, y, eps=BIG)
+    assert bool(warm.success.all())
+    ratio = warm.perturbation_norm.double().numpy() / dist
+    assert ratio.min() >= 1 - 1e-4 and ratio.max() <= 1.01
+    assert int(warm.queries.max()) <= 2 + 9 * 99  # the same budget as a cold start
+
+
+def test_features_at_the_bounds_start_where_adam_can_move_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One run from x, 300 steps: from tanh-space ±atanh(0.999) = ±3.8 the features reach
+    the closed form; from the reference's ±atanh(0.999999) = ±7.25 (1 - tanh² = 2e-6) they
+    have not left the bounds, and every sample fails."""
+    import hoodwink.attacks.cw as cw_module
+
+    model, x, y, dist = at_the_bounds()
+    attack = CarliniWagner(steps=300, binary_search_steps=1, initial_const=10.0,
+                           warm_start=False)
+    r = attack(model, x, y, eps=BIG)
+    assert bool(r.success.all())
+    ratio = r.perturbation_norm.double().numpy() / dist
+    assert ratio.min() >= 1 - 1e-4 and ratio.max() <= 1.05
+    monkeypatch.setattr(cw_module, "_SHRINK", 0.999999)
+    assert not bool(attack(model, x, y, eps=BIG).success.any())
+
+
 # ---------------------------------------------------------------------- side effects, checks
 def test_deterministic_and_leaves_no_gradients_on_the_model() -> None:
     net, model, x, y = linear_case(3, n=6)
@@ -279,7 +329,7 @@ def test_needs_gradients() -> None:
     ("steps", 0), ("steps", 2.5), ("binary_search_steps", 0), ("binary_search_steps", 1001),
     ("initial_const", 0.0), ("initial_const", math.inf), ("stepsize", 0.0),
     ("stepsize", math.nan), ("confidence", -0.5), ("abort_early", "yes"), ("norm", "linf"),
-    ("seed", -1),
+    ("seed", -1), ("warm_start", 1),
 ])
 def test_invalid_parameters_raise_config_error(name: str, value: Any) -> None:
     with pytest.raises(ConfigError, match=f"'{name}' parameter of CarliniWagner"):

@@ -4,8 +4,9 @@ On a linear model ``z = W x + b`` the linearisation is exact, so from ``x`` one
 step reaches the nearest pairwise boundary: the smallest untargeted
 perturbation is ``min_j (z_y - z_j) / ||w_y - w_j||_*`` with the dual norm
 (L2 for L2, L1 for L∞), and DeepFool returns ``(1 + overshoot)`` times the step
-``(z_y - z_j + 1e-4) / ||w_y - w_j||_*``. Inputs lie in [0.3, 0.7], bounds (0, 1),
-and each test checks that the box does not bind.
+``(z_y - z_j + 1e-4) / ||w_y - w_j||_*``; with its refinement (the default) it
+then bisects back to within ``2 ** -refine_steps`` of the boundary. Inputs lie in
+[0.3, 0.7], bounds (0, 1), and each test checks that the box does not bind.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def closed_form(net: nn.Linear, x: torch.Tensor, y: torch.Tensor, norm: str,
 def test_one_step_lands_at_the_closed_form_times_the_overshoot(norm: str, c: int) -> None:
     net, model, x, y = linear_case(c)
     dist, dual = closed_form(net, x, y, norm)
-    r = DeepFool(norm=norm)(model, x, y, eps=BIG)
+    r = DeepFool(norm=norm, refine_steps=0)(model, x, y, eps=BIG)
     assert bool(r.success.all())
     got = r.perturbation_norm.double().numpy()
     assert (got >= dist - 1e-6).all(), "nearer than the closed form: impossible"
@@ -92,7 +93,7 @@ def test_one_step_lands_at_the_closed_form_times_the_overshoot(norm: str, c: int
 def test_overshoot_zero_stops_just_past_the_boundary() -> None:
     net, model, x, y = linear_case(3)
     dist, dual = closed_form(net, x, y, "l2")
-    r = DeepFool(overshoot=0.0)(model, x, y, eps=BIG)
+    r = DeepFool(overshoot=0.0, refine_steps=0)(model, x, y, eps=BIG)
     assert bool(r.success.all())
     np.testing.assert_allclose(r.perturbation_norm.double().numpy(), dist + 1e-4 / dual,
                                rtol=1e-4, atol=1e-6)
@@ -106,7 +107,7 @@ def test_candidates_limits_the_classes_considered() -> None:
     dist_all, _ = closed_form(net, x, y, "l2")
     dist_two, dual = closed_form(net, x, y, "l2", [[int(j)] for j in runner_up])
     assert (dist_two > dist_all * 1.1).sum() >= 3  # the nearest boundary is elsewhere there
-    r = DeepFool(candidates=2)(model, x, y, eps=BIG)
+    r = DeepFool(candidates=2, refine_steps=0)(model, x, y, eps=BIG)
     np.testing.assert_allclose(r.perturbation_norm.double().numpy(),
                                1.02 * (dist_two + 1e-4 / dual), rtol=1e-4, atol=1e-6)
     assert r.queries.tolist() == [4] * len(y)
@@ -183,7 +184,10 @@ def test_queries_are_exact_and_as_documented(n: int) -> None:
     if n > 1:
         assert int(r.queries[0]) == 2 and torch.equal(r.x_adv[0], x[0])
     # Two classes: each step is one gradient row and one forward row.
-    assert bool(((r.queries - 2) % 2 == 0).all()) and int(r.queries.max()) <= 2 + 20 * 2
+    # Off a grid every halving is a new point: a fooled sample adds exactly 10 passes.
+    fooled = r.success & (model.predict(x) == y)
+    assert bool(((r.queries - 2 - 10 * fooled) % 2 == 0).all())
+    assert int(r.queries.max()) <= 2 + 20 * 2 + 10
 
 
 def test_eps_zero_costs_two_queries_and_returns_x() -> None:
@@ -237,10 +241,44 @@ def test_a_step_that_rounding_erases_is_grown_until_the_grid_point_moves() -> No
     would round back there for ~17 steps. Growing the total moves it to 129/255 at once."""
     model = TorchClassifier(Threshold().eval(), bounds=(0, 1), levels=256)
     x = torch.tensor([[127.0, 128.0]]) / 255
-    r = DeepFool()(model, x, torch.tensor([0]), eps=1.0)
+    r = DeepFool(refine_steps=0)(model, x, torch.tensor([0]), eps=1.0)
     assert bool(r.success[0])
     assert torch.equal(r.x_adv, torch.tensor([[129.0, 128.0]]) / 255)
     assert r.queries.tolist() == [6]  # x, two steps of 2, verification
+    # The refinement asks about 128/255 once (not adversarial); every later halving
+    # rounds to 128/255 or 129/255, both known, and costs nothing.
+    r = DeepFool(refine_steps=10)(model, x, torch.tensor([0]), eps=1.0)
+    assert torch.equal(r.x_adv, torch.tensor([[129.0, 128.0]]) / 255)
+    assert r.queries.tolist() == [7]
+
+
+# ---------------------------------------------------------------------- refinement
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_refinement_bisects_to_the_closed_form(norm: str) -> None:
+    """The overshoot's 2% is bisected away: within 2 ** -10 of the true distance, at a
+    cost of exactly refine_steps forward passes per fooled sample."""
+    net, model, x, y = linear_case(3)
+    dist, dual = closed_form(net, x, y, norm)
+    plain = DeepFool(norm=norm, refine_steps=0)(model, x, y, eps=BIG)
+    r = DeepFool(norm=norm)(model, x, y, eps=BIG)
+    assert bool(r.success.all()) and torch.equal(r.pred_adv, model.predict(r.x_adv))
+    got = r.perturbation_norm.double().numpy()
+    assert (got >= dist - 1e-6).all(), "nearer than the closed form: impossible"
+    far = plain.perturbation_norm.double().numpy()
+    np.testing.assert_array_less(got, far)  # nearer than the overshot point, every one
+    assert (got <= dist + far / 2**10 + 1e-6).all()
+    assert (r.queries - plain.queries).tolist() == [10] * len(y)
+
+
+def test_refinement_queries_are_counted_and_a_budget_holds() -> None:
+    rec = Recorder(gaussian_linear(0, d=D, c=3))
+    model = TorchClassifier(rec, bounds=(0, 1))
+    x = interior_inputs(9, d=D)
+    y = model.predict(x)
+    rec.calls.clear()
+    r = DeepFool(refine_steps=7)(model, x, y, eps=BIG)
+    assert int(r.queries.sum()) == rec.rows
+    assert r.queries.tolist() == [2 + 3 + 7] * 9  # x, one step of 3, 7 halvings, verify
 
 
 # ---------------------------------------------------------------------- side effects, checks
@@ -272,7 +310,7 @@ def test_needs_gradients() -> None:
 @pytest.mark.parametrize(("name", "value"), [
     ("steps", 0), ("steps", 1.5), ("overshoot", -0.01), ("overshoot", math.inf),
     ("overshoot", math.nan), ("candidates", 1), ("candidates", 2.0), ("norm", "l1"),
-    ("seed", -1),
+    ("seed", -1), ("refine_steps", -1), ("refine_steps", 1.5),
 ])
 def test_invalid_parameters_raise_config_error(name: str, value: Any) -> None:
     with pytest.raises(ConfigError, match=f"'{name}' parameter of DeepFool"):

@@ -23,8 +23,11 @@ MAX_BINARY_SEARCH_STEPS = 1000
 _NO_UPPER = 1e10
 _BISECT_BELOW = 1e9
 #: Inputs are shrunk by this factor towards the middle of the box before atanh, so
-#: that a feature at a bound has a finite tanh-space value (the reference's 0.999999).
-_SHRINK = 0.999999
+#: that a feature at a bound has a finite tanh-space value: ±atanh(0.999) = ±3.8, where
+#: Adam (steps of about ``stepsize`` in w) can move it, rather than the reference's
+#: 0.999999 (±7.25, where 1 - tanh² is 2e-6 and a feature at a bound never moves). The
+#: start then sits 0.05% of the range inside the box, under half an 8-bit grid step.
+_SHRINK = 0.999
 #: Adam's moment decay rates and denominator guard (Kingma and Ba, 2015).
 _BETA1, _BETA2, _ADAM_EPS = 0.9, 0.999, 1e-8
 #: Relative decrease of the loss required at each early-abort check (the reference's).
@@ -53,8 +56,10 @@ class CarliniWagner(GradientAttack):
     ``c``: it starts at ``initial_const``, is multiplied by 10 after a run in
     which the sample never became adversarial, and is bisected between the
     largest failing and smallest succeeding constants once it has succeeded
-    (``binary_search_steps`` runs, each restarting Adam from ``x``; with 10
-    or more, the last run uses the upper end, as the reference code does).
+    (``binary_search_steps`` runs; with 10 or more, the last run uses the
+    upper end, as the reference code does). Each run restarts Adam's moments;
+    with ``warm_start`` (the default) it starts from the iterate the
+    sample's previous run ended at, otherwise from ``x`` as in the reference.
     With ``abort_early`` a sample's run stops when its loss has not
     decreased by 0.01% over the last ``steps // 10`` steps (the reference
     code checks the sum over the batch; here each sample is checked alone).
@@ -76,11 +81,37 @@ class CarliniWagner(GradientAttack):
     continuous (the margin's gradient at the grid point stands in for the
     gradient at the iterate).
 
+    Beyond the paper. Two changes make the attack far stronger on inputs
+    whose features sit at the bounds (MNIST digits: most pixels are exactly
+    0 or 1), measured on the bundled ``mnist-cnn`` and the first 100 test
+    digits with ``steps=100, binary_search_steps=9`` (``bench/peers.py``'s
+    configuration; 99 digits correctly classified):
+
+    - ``warm_start``: each run continues from where the sample's last run
+      ended instead of restarting at ``x``. Adam moves each tanh-space
+      coordinate by about ``stepsize`` per step, so a run of ``steps`` steps
+      reaches only ``stepsize * steps`` (1.0 here) from ``x`` in tanh space;
+      continuing lets the search go as far as all the runs together, while
+      the constant's search keeps its meaning (the L2 term pulls a point
+      back towards ``x`` once ``c`` is bisected down).
+    - A tanh-space start of ±3.8 for features at a bound (the shrink factor
+      0.999 instead of the reference's 0.999999, whose ±7.25 leaves such
+      features frozen: the chain rule multiplies their gradient by 2e-6).
+
+    With the reference's choices (``warm_start=False``, shrink 0.999999) 45
+    of the 99 digits are solved, as with foolbox's implementation of the same
+    defaults; with both changes all 99 are, at a median L2 of 1.34 (1.03 over
+    the 45 digits every peer library solved, where torchattacks' CW with
+    c = 1 and 900 steps reaches 1.42), in fewer passes (514 per digit on
+    average, against 718) and less time (12 s against 15 s, one thread).
+
     Threat model: white box (input gradients), untargeted or targeted, L2.
 
     Cost per sample: one forward+backward pass at ``x`` (which also gives the
-    clean prediction; its gradient is reused by the first step of every
-    run), then up to ``steps - 1`` passes in each of the
+    clean prediction; its gradient is reused by the first step of the first
+    run, and of every run without ``warm_start``; with it, a run's first step
+    reuses the last pass of the previous run), then up to ``steps - 1``
+    passes in each of the
     ``binary_search_steps`` runs, plus the base class's verification pass:
     at most ``2 + binary_search_steps * (steps - 1)`` (8,993 with the
     defaults). ``abort_early`` usually cuts this several times. Samples
@@ -112,6 +143,10 @@ class CarliniWagner(GradientAttack):
         transfer better. (PGD's ``confidence`` is a softmax probability.)
     abort_early : bool, default True
         Stop a sample's run when its loss stalls (see above).
+    warm_start : bool, default True
+        Start each run from the iterate the sample's previous run ended at
+        (see "Beyond the paper"); False restarts every run at ``x``, as the
+        reference code does.
     seed : int >= 0 or None, default 0
         Unused (the attack is deterministic); recorded for uniformity.
 
@@ -143,6 +178,7 @@ class CarliniWagner(GradientAttack):
     stepsize: float = 0.01
     confidence: float = 0.0
     abort_early: bool = True
+    warm_start: bool = True
 
     supported_norms: ClassVar[tuple[str, ...]] = ("l2",)
     supports_targeted: ClassVar[bool] = True
@@ -156,6 +192,7 @@ class CarliniWagner(GradientAttack):
         "stepsize": (Interval(float, 0, None, closed="neither"),),
         "confidence": (Interval(float, 0, None),),
         "abort_early": (Boolean(),),
+        "warm_start": (Boolean(),),
     }
 
     def _first_pass_at_x(self) -> bool:
@@ -199,6 +236,9 @@ class CarliniWagner(GradientAttack):
         upper = torch.full_like(const, _NO_UPPER)
         check_every = max(1, self.steps // 10)
         repeat = self.binary_search_steps >= 10
+        # Where each sample's next run starts, with the margin and gradient already known
+        # there: x at first; with warm_start, the point its last run ended at.
+        w_start, m_start, g_start = w0.clone(), m0t.clone(), g0t.clone()
 
         for run in range(self.binary_search_steps):
             if repeat and run == self.binary_search_steps - 1:
@@ -206,7 +246,7 @@ class CarliniWagner(GradientAttack):
             succeeded = torch.zeros(m, dtype=torch.bool, device=dev)
             # The state of the samples still running, compacted as they stop.
             pos = torch.arange(m, device=dev)  # their positions in todo
-            w = w0.clone()
+            w = w_start.clone()
             mom = torch.zeros_like(w)
             vel = torch.zeros_like(w)
             xa, la = xt, lt
@@ -217,8 +257,9 @@ class CarliniWagner(GradientAttack):
                 t = torch.tanh(w)
                 p = mid + half * t  # the continuous iterate
                 if it == 0:
-                    # Adam starts at x (to within the shrink factor): the pass at x serves.
-                    margin, grad_m = m0t[pos], g0t[pos]
+                    # The start's pass is known (x's, or the last pass of the previous run,
+                    # whose point was already checked).
+                    margin, grad_m = m_start, g_start
                     adv = torch.zeros(pos.shape[0], dtype=torch.bool, device=dev)
                 else:
                     q = _queried_point(xa, p, lo, hi, levels)
@@ -244,11 +285,17 @@ class CarliniWagner(GradientAttack):
                     report(step_done + it + 1, total,
                            f"run {run + 1}/{self.binary_search_steps}, step {it + 1}")
                 if it == self.steps - 1:
+                    if self.warm_start and it > 0:  # (after one step it is the start)
+                        w_start[pos], m_start[pos], g_start[pos] = w, margin, grad_m
                     break  # an update after the last pass would never be seen
                 if self.abort_early and it % check_every == 0:
                     stalled = loss > prev * _ABORT_RATIO
                     prev = loss
                     if bool(stalled.any()):
+                        if self.warm_start:
+                            ended = pos[stalled]
+                            w_start[ended] = w[stalled]
+                            m_start[ended], g_start[ended] = margin[stalled], grad_m[stalled]
                         keep = ~stalled
                         pos, w, mom, vel = pos[keep], w[keep], mom[keep], vel[keep]
                         xa, la, ca, prev = xa[keep], la[keep], ca[keep], prev[keep]

@@ -54,6 +54,31 @@ class DeepFool(GradientAttack):
     the overshot point. A sample stops at its first adversarial point; one
     still correctly classified after ``steps`` steps fails.
 
+    Beyond the paper (which has no box), two changes, both measured on the
+    bundled ``mnist-cnn`` and the first 100 test digits (``bench/peers.py``'s
+    configuration, ``steps=50, overshoot=0.02``), where most pixels sit at 0
+    or 1:
+
+    - The box. Before each step ``r_tot`` is cut to what the clipped point
+      realises (``r_tot ← (clip(x + (1 + overshoot) r_tot) − x) / (1 +
+      overshoot)``), so a part of an earlier step that the box clipped away
+      need not be undone before a later step can move that feature back.
+      Median L2 over the 43 digits every peer library fooled: 1.439 (as
+      foolbox's, which accumulates the unclipped total) → 1.434 (as
+      torchattacks', which clips after each step but fools only 43 of the
+      99); median L∞ over all the digits 0.1351 → 0.1331 (on the 8-bit
+      grid 35/255 → 34/255, and the one digit it left unfooled is fooled).
+    - Refinement (``refine_steps``). Once a sample is fooled at ``x_adv``,
+      the points ``x + a (x_adv − x)`` are bisected for the smallest ``a``
+      still adversarial, ``refine_steps`` halvings, each one batched forward
+      pass over the samples whose next point is new (on a grid, a point that
+      rounds to an end of the bracket is settled without a query). It trims
+      the overshoot: on a linear model the result is within ``2 **
+      -refine_steps`` of the closed form instead of ``overshoot`` above it;
+      on ``mnist-cnn``, where the last step's overshoot is already small, it
+      lowers the median L2 over all digits by 0.1%. Only points the model
+      judged adversarial are kept.
+
     This is a minimum-norm attack: the point where the label first changes
     is returned. ``eps`` is the largest norm that counts as a success: a
     sample whose point is farther than ``eps``, or that was not fooled, is
@@ -72,7 +97,8 @@ class DeepFool(GradientAttack):
     then) ``r_tot`` grows by factors of ``1 + overshoot / 10`` until its grid
     point moves (at most doubling), which costs no query. (On the bundled MNIST models this
     rescues the few samples the grid would otherwise leave unfooled, and
-    leaves the median norm as it is.)
+    leaves the median norm as it is.) The refinement's points are grid
+    points too.
 
     Threat model: white box (input gradients), untargeted only, L2 or L∞.
     For a targeted minimum-norm attack use
@@ -82,9 +108,10 @@ class DeepFool(GradientAttack):
     prediction), then per step ``K − 1`` forward+backward passes (``K =
     min(candidates, number of classes)``) and one forward pass at the new
     point, plus the base class's verification pass: ``2 + T K`` for a sample
-    fooled in ``T`` steps (at most ``2 + steps K``; typically T is 2 or 3).
-    Samples misclassified at ``x`` cost 2. Every step is two batched model
-    calls over the samples still running.
+    fooled in ``T`` steps (at most ``2 + steps K``; typically T is 2 or 3),
+    plus at most ``refine_steps`` forward passes for a fooled sample
+    (exactly that many off a grid). Samples misclassified at ``x`` cost 2.
+    Every step is two batched model calls over the samples still running.
 
     Parameters
     ----------
@@ -100,6 +127,9 @@ class DeepFool(GradientAttack):
         ``candidates - 1`` others with the highest clean logits (all classes
         when the model has fewer). More is slower per step and finds nearer
         boundaries only when they belong to lower-ranked classes.
+    refine_steps : int in [0, 1_000_000], default 10
+        Halvings of the refinement towards ``x`` after a sample is fooled
+        (see above), one forward pass each; 0 returns the paper's point.
     seed : int >= 0 or None, default 0
         Unused (DeepFool is deterministic); recorded for uniformity.
 
@@ -112,7 +142,8 @@ class DeepFool(GradientAttack):
     --------
     A linear model whose class 1 starts where ``x0 + x1 = 1``: the nearest
     point of class 1 to (0.2, 0.3) is ``0.5 / sqrt(2) = 0.354`` away in L2,
-    and ``0.5 / 2 = 0.25`` in L∞; DeepFool lands 2% beyond (the overshoot).
+    and ``0.5 / 2 = 0.25`` in L∞. The paper's step lands 2% beyond (the
+    overshoot); the refinement bisects that back.
 
     >>> import torch, hoodwink
     >>> from hoodwink.attacks.deepfool import DeepFool
@@ -122,19 +153,23 @@ class DeepFool(GradientAttack):
     ...     _ = net.bias.copy_(torch.tensor([0., -1.]))
     >>> model = hoodwink.TorchClassifier(net, bounds=(0, 1))
     >>> x, y = torch.tensor([[0.2, 0.3]]), torch.tensor([0])
-    >>> r = DeepFool(norm="l2")(model, x, y, eps=1.0)
+    >>> r = DeepFool(norm="l2", refine_steps=0)(model, x, y, eps=1.0)
     >>> bool(r.success[0]), round(float(r.perturbation_norm[0]), 3)
     (True, 0.361)
-    >>> round(float(DeepFool(norm="linf")(model, x, y, eps=1.0).perturbation_norm[0]), 3)
-    0.255
     >>> int(r.queries[0])  # at x, one step (1 gradient + 1 forward pass), verification
     4
+    >>> r = DeepFool(norm="l2")(model, x, y, eps=1.0)  # refine_steps=10
+    >>> round(float(r.perturbation_norm[0]), 3), int(r.queries[0])  # 10 halvings more
+    (0.354, 14)
+    >>> round(float(DeepFool(norm="linf")(model, x, y, eps=1.0).perturbation_norm[0]), 3)
+    0.25
     """
 
     norm: NormName = "l2"
     steps: int = 50
     overshoot: float = 0.02
     candidates: int = 10
+    refine_steps: int = 10
 
     supported_norms: ClassVar[tuple[str, ...]] = ("l2", "linf")
     supports_targeted: ClassVar[bool] = False
@@ -145,6 +180,7 @@ class DeepFool(GradientAttack):
         "steps": (Interval(int, 1, MAX_STEPS),),
         "overshoot": (Interval(float, 0, None),),
         "candidates": (Interval(int, 2, MAX_CANDIDATES),),
+        "refine_steps": (Interval(int, 0, MAX_STEPS),),
     }
 
     def _first_pass_at_x(self) -> bool:
@@ -213,7 +249,10 @@ class DeepFool(GradientAttack):
                 r = length * (wl / nl.reshape(bshape))
             else:
                 r = length * wl.sign()
-            r_tot = r_tot + r
+            # The total keeps only what the box let through: a part clipped away would
+            # otherwise have to be undone by later steps before they could move that
+            # feature back into the box.
+            r_tot = (clip_to_bounds(xa + scale * r_tot, lo, hi) - xa) / scale + r
             new = _point(xa, xa + scale * r_tot, lo, hi, levels)
             if levels is not None and growth > 1:
                 new, r_tot = _unstick(xa, cur, new, r_tot, scale, growth, lo, hi, levels)
@@ -233,6 +272,9 @@ class DeepFool(GradientAttack):
                 report(reported, self.steps, f"step {reported}, {idx.numel()} running")
             if idx.numel() == 0:
                 break
+        if self.refine_steps > 0:
+            _refine(model, x, lab, best, best_norm, best_pred, self.norm, self.refine_steps,
+                    lo, hi, levels)
         if report is not None and reported < self.steps:
             report(self.steps, self.steps, "done")
         # A sample whose point lies beyond eps (or that has none) fails: it comes back as
@@ -258,6 +300,51 @@ class _Difference:
         own = self.own[sl].to(logits.device)[:, None]
         out: torch.Tensor = (logits.gather(1, cls) - logits.gather(1, own))[:, 0]
         return out
+
+
+def _refine(model: QueryGate, x: torch.Tensor, lab: torch.Tensor, best: torch.Tensor,
+            best_norm: torch.Tensor, best_pred: torch.Tensor, norm: NormName, steps: int,
+            lo: torch.Tensor, hi: torch.Tensor, levels: int | None) -> None:
+    """Bisect each fooled sample's point towards ``x``, in place.
+
+    The points ``x + a (best - x)`` for ``a`` in ``(0, 1]`` are bisected for
+    the smallest ``a`` still adversarial (``a = 1`` is, ``a = 0`` is not), in
+    ``steps`` halvings, one batched forward pass each over the samples
+    whose next point is new: on a grid, a point equal to the bracket's
+    adversarial (or clean) end is settled without a query. Only points the
+    model has judged adversarial are kept, so ``best`` only gets nearer.
+    """
+    sel = (torch.isfinite(best_norm) & (best_norm > 0)).nonzero()[:, 0]
+    if sel.numel() == 0:
+        return
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    xs, ls, delta = x[sel], lab[sel], best[sel] - x[sel]
+    low = torch.zeros(sel.shape[0], dtype=x.dtype, device=x.device)
+    high = torch.ones_like(low)
+    at_low, at_high = xs.clone(), best[sel].clone()
+    for _ in range(steps):
+        a = (low + high) / 2
+        pt = _point(xs, xs + a.reshape(shape) * delta, lo, hi, levels)
+        same_high = (pt == at_high).flatten(1).all(dim=1)
+        same_low = (pt == at_low).flatten(1).all(dim=1) & ~same_high
+        adv = same_high.clone()
+        ask = (~same_high & ~same_low).nonzero()[:, 0]
+        if ask.numel() > 0:
+            pred = model.logits(pt[ask], rows=sel[ask]).argmax(dim=1)
+            fooled = pred != ls[ask]
+            adv[ask] = fooled
+            won = ask[fooled]
+            if won.numel() > 0:
+                dist = norms(pt[won] - xs[won], norm)
+                nearer = dist < best_norm[sel[won]]
+                rows, won = sel[won][nearer], won[nearer]
+                best[rows] = pt[won]
+                best_norm[rows] = dist[nearer]
+                best_pred[rows] = pred[fooled][nearer]
+        high = torch.where(adv, a, high)
+        low = torch.where(adv, low, a)
+        at_high = torch.where(adv.reshape(shape), pt, at_high)
+        at_low = torch.where(adv.reshape(shape), at_low, pt)
 
 
 def _unstick(x: torch.Tensor, before: torch.Tensor, new: torch.Tensor, r_tot: torch.Tensor,
