@@ -671,3 +671,32 @@ def test_apgd_skip_targets_attacks_only_the_later_ranks() -> None:
     assert res.queries.tolist() == [6 + 2] * 6
     with pytest.raises(ConfigError, match="skip_targets"):
         APGD(target_classes=3, skip_targets=3)
+
+
+def test_one_grid_level_first_then_minimum_norm_on_the_rest() -> None:
+    """At eps = one 8-bit level the fixed attacks run first; what they break has norm 1/255."""
+    model = TorchClassifier(TenClass().eval(), bounds=(-1, 1), levels=256)
+    g = torch.Generator().manual_seed(6)
+    step = 2 / 255
+    x = torch.randint(0, 256, (200, D), generator=g).double() * step - 1
+    x = x.float()
+    y = model.predict(x)
+    ev = evaluate(model, x, y, eps=[step, 0.05], max_queries=50)
+    names = [(a["name"], a["eps"]) for a in ev.attacks]
+    assert names == [("apgd", step), ("apgd-t", step), ("square", step), ("fmn", None),
+                     ("apgd", 0.05), ("apgd-t", 0.05), ("square", 0.05)]
+    broken_first = sum(a["broke"] for a in ev.attacks[:3])
+    assert broken_first >= 1
+    cc = ev.totals["clean_correct"]
+    assert ev.attacks[3]["attacked"] == cc - broken_first
+    one = [s for s in ev.samples if s["clean_correct"] and s["min_norm"] is not None
+           and s["min_norm"] <= step]
+    assert len(one) == broken_first
+    assert all(abs(s["min_norm"] - step) < 1e-6 for s in one)
+    # No grid point is closer than one level: the linear model's exact distances agree.
+    w, logits = model.module.fc.weight.detach(), model.logits(x).detach()
+    gap = logits.gather(1, y[:, None]) - logits
+    l1 = (w[y][:, None, :] - w[None]).abs().sum(-1)
+    exact = (gap / l1).masked_fill(gap == 0, math.inf).amin(1)
+    for s in one:
+        assert exact[s["index"]] <= step + 1e-6

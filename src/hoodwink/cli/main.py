@@ -175,7 +175,7 @@ def fool_cmd(
         help="L∞ budget, e.g. 2/255 (the default for images), or 'auto'; for a WAV, in "
              "16-bit PCM units, e.g. 300/32768 (replaces --level).")] = None,
     steps: Annotated[int | None, typer.Option(
-        help="PGD steps per budget (default 40; 500 for a WAV).")] = None,
+        help="PGD steps per budget (default 40; 60 with --robust; 500 for a WAV).")] = None,
     out: Annotated[
         Path | None,
         typer.Option(help="Adversarial PNG (or WAV) path (default ./out/fool/<stem>-adv.png); "
@@ -195,6 +195,15 @@ def fool_cmd(
              "against the ONNX model.")] = None,
     queries: Annotated[int | None, typer.Option(
         help="WAV, black-box attacks: query budget per clip (default 2000).")] = None,
+    robust: Annotated[bool, typer.Option(
+        "--robust", help="Make the result survive JPEG, resizing, rotation, crops, blur and "
+                         "lighting changes (expectation over transformation; about 40 s "
+                         "on one CPU thread).")] = False,
+    eot_samples: Annotated[int | None, typer.Option(
+        help="--robust: transformed images averaged per step (default 8).")] = None,
+    survival_draws: Annotated[int | None, typer.Option(
+        help="Held-out random real transformations to measure survival on (default 50 "
+             "with --robust, else 0: not measured).")] = None,
 ) -> None:
     """Fool a pretrained classifier on IMAGE with an invisible change; write the PNG.
 
@@ -208,6 +217,8 @@ def fool_cmd(
     speech_options = {"--hide-speech": hide_speech, "--show-speech": show_speech,
                       "--level": level is not None, "--attack": attack is not None,
                       "--queries": queries is not None}
+    image_options = {"--robust": robust, "--eot-samples": eot_samples is not None,
+                     "--survival-draws": survival_draws is not None}
 
     def go_speech() -> None:
         import json
@@ -282,6 +293,16 @@ def fool_cmd(
             console.print(f"{k}: {v}", highlight=False)
 
     if image.suffix.lower() == ".wav":
+        if any(image_options.values()):
+            from hoodwink.errors import ConfigError
+
+            def refuse_wav() -> None:
+                given = [k for k, v in image_options.items() if v]
+                raise ConfigError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} "
+                                  f"for images only; {image.name} is a WAV clip.")
+
+            run_guarded(refuse_wav)
+            return
         run_guarded(go_speech)
         return
     given = [k for k, v in speech_options.items() if v]
@@ -296,7 +317,7 @@ def fool_cmd(
         return
     model = model if model is not None else "efficientnet-lite0"
     eps = eps if eps is not None else "2/255"
-    steps = steps if steps is not None else 40
+    # None: fool_image's default (40 PGD steps; EOT_STEPS with --robust).
 
     def go() -> None:
         import json
@@ -307,7 +328,7 @@ def fool_cmd(
         from hoodwink import zoo
         from hoodwink.cli._progress import progress_reporter
         from hoodwink.errors import BudgetExhaustedError
-        from hoodwink.studies.fool import fool_image
+        from hoodwink.studies.fool import EOT_SAMPLES, fool_image
 
         t_load = time.perf_counter()
         startup = t_load - clock_start  # interpreter, CLI and library imports (torch)
@@ -332,7 +353,11 @@ def fool_cmd(
                                  eps=e,  # type: ignore[arg-type]
                                  out=path, steps=steps, seed=seed, mode=mode, progress=report,
                                  timings={"startup": startup, "model_load": model_load},
-                                 clock_start=clock_start, create_folders=True)
+                                 clock_start=clock_start, create_folders=True,
+                                 robust=robust,
+                                 eot_samples=eot_samples if eot_samples is not None
+                                 else EOT_SAMPLES,
+                                 survival_draws=survival_draws)
         except BudgetExhaustedError as exc:
             # The library speaks of eps= and steps=; on the command line they are flags.
             advice = ("more --steps" if isinstance(e, str) else
@@ -368,6 +393,11 @@ def fool_cmd(
         )
         console.print(f"the model now says {top.name} with {top.probability:.1%} confidence",
                       highlight=False)
+        if res.survival is not None:
+            from hoodwink.studies.fool_report import survival_lines
+
+            for line in survival_lines(res.survival):
+                console.print(line, highlight=False)
         for k, v in res.outputs.items():
             console.print(f"{k}: {v}", highlight=False)
 
@@ -381,6 +411,8 @@ def _mount_subapps() -> None:
     from hoodwink.cli.forests import register as register_forests
     from hoodwink.cli.linear import app as linear_app
     from hoodwink.cli.report import register as register_report
+    from hoodwink.cli.serve import register as register_serve
+    from hoodwink.cli.survival import register as register_survival
     from hoodwink.cli.train import register as register_train
     from hoodwink.cli.transfer import register as register_transfer
 
@@ -392,6 +424,8 @@ def _mount_subapps() -> None:
     register_evaluate(app)
     register_report(app)
     register_train(app)
+    register_serve(app)
+    register_survival(app)
 
 
 _mount_subapps()

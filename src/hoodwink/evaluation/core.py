@@ -518,39 +518,66 @@ class _Run:
         return out
 
     # ------------------------------------------------------------------ the cascade
+    def _one_level(self) -> bool:
+        """Whether the smallest grid eps is the smallest non-zero L∞ norm on the model's grid.
+
+        On a grid of step ``s`` (scalar bounds, ``levels`` set) every L∞ norm is a
+        multiple of ``s``: at an eps in ``[s, 2s)`` the ball's only other points are one
+        level away, so a sample broken there has minimal norm exactly ``s``.
+        """
+        levels = self.model.levels
+        lo, hi = self.model.bounds
+        if self.norm != "linf" or not levels or lo.numel() != 1 or hi.numel() != 1:
+            return False
+        step = (float(hi.reshape(-1)[0]) - float(lo.reshape(-1)[0])) / (levels - 1)
+        e = self.grid[0]
+        return step * (1 - 1e-9) <= e < 2 * step * (1 - 1e-9)
+
     def cascade(self) -> None:
         mins = [p for p in self.plan if p.minimum_norm]
         fixed = [p for p in self.plan if not p.minimum_norm]
         total = len(mins) + len(fixed) * len(self.grid)
         done = 0
         top = self.grid[-1]
-        for si, p in enumerate(mins):
-            idx = np.flatnonzero(self.cc)
+        si = 0
+        grid = list(self.grid)
+        if mins and fixed and self._one_level():
+            # The fixed-budget attacks at one grid level first: what they break has its
+            # minimal norm (one level), and the minimum-norm attacks skip it.
+            done, si = self._fixed_at(grid.pop(0), fixed, si, done, total, white=False)
+        for p in mins:
+            idx = np.flatnonzero(self.cc & (self.min_norm > self.grid[0])) \
+                if len(grid) < len(self.grid) else np.flatnonzero(self.cc)
             before = self.min_norm.copy()
             row = self._stage(si, p, None, idx)
             row["broke"] = int(((before > top) & (self.min_norm <= top))[idx].sum())
             row["robust_after"] = int((self.cc & (self.min_norm > top)).sum())
             self.stages.append(row)
+            si += 1
             done += 1
             self.report(done, total, f"{p.name}: minimal norms")
-        si = len(mins)
         white = any(p.threat == "white-box" for p in mins)
-        for e in self.grid:
-            white_e = white
-            for p in fixed:
-                idx = np.flatnonzero(self.cc & (self.min_norm > e))
-                split = self._probe(p, white_e)
-                if split is None:
-                    row = self._stage(si, p, e, idx)
-                else:
-                    row = self._probed_stage(si, *split, e, idx)
-                row["broke"] = int((self.min_norm[idx] <= e).sum())
-                row["robust_after"] = int((self.cc & (self.min_norm > e)).sum())
-                self.stages.append(row)
-                white_e = white_e or p.threat == "white-box"
-                si += 1
-                done += 1
-                self.report(done, total, f"{p.name} at eps {e:.4g}")
+        for e in grid:
+            done, si = self._fixed_at(e, fixed, si, done, total, white=white)
+
+    def _fixed_at(self, e: float, fixed: list[_Planned], si: int, done: int, total: int,
+                  *, white: bool) -> tuple[int, int]:
+        """The fixed-budget attacks at one eps, in cascade; returns the counters moved on."""
+        for p in fixed:
+            idx = np.flatnonzero(self.cc & (self.min_norm > e))
+            split = self._probe(p, white)
+            if split is None:
+                row = self._stage(si, p, e, idx)
+            else:
+                row = self._probed_stage(si, *split, e, idx)
+            row["broke"] = int((self.min_norm[idx] <= e).sum())
+            row["robust_after"] = int((self.cc & (self.min_norm > e)).sum())
+            self.stages.append(row)
+            white = white or p.threat == "white-box"
+            si += 1
+            done += 1
+            self.report(done, total, f"{p.name} at eps {e:.4g}")
+        return done, si
 
     def _probe(self, p: _Planned, after_white: bool) -> tuple[_Planned, _Planned] | None:
         """A stage's probe and the rest of it, or None when it runs whole.

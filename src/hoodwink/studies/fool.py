@@ -33,7 +33,18 @@ from hoodwink.reports import atomic_write_bytes, atomic_write_text, to_jsonable
 from hoodwink.studies._record import check_record, to_b64
 from hoodwink.studies.fool_report import report, triptych
 
-__all__ = ["AUTO_EPS", "FoolOutcome", "fool_image", "fool_tensor", "report", "run", "top_k"]
+__all__ = [
+    "AUTO_EPS",
+    "EOT_SAMPLES",
+    "EOT_STEPS",
+    "FoolOutcome",
+    "eot_attack",
+    "fool_image",
+    "fool_tensor",
+    "report",
+    "run",
+    "top_k",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -41,6 +52,13 @@ _log = logging.getLogger(__name__)
 AUTO_EPS: tuple[float, ...] = tuple(k / 255 for k in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64))
 
 SCHEMA = "hoodwink.fool/1"
+
+#: Transformations averaged per step in robust mode (one of them the identity).
+EOT_SAMPLES = 8
+#: Steps in robust mode when ``steps`` is not given.
+EOT_STEPS = 60
+#: Held-out draws measured after a robust attack when ``survival_draws`` is not given.
+ROBUST_SURVIVAL_DRAWS = 50
 
 
 @dataclass(frozen=True)
@@ -73,10 +91,18 @@ class FoolOutcome:
     outputs: dict[str, str] = field(default_factory=dict)
     #: Seconds per phase: whatever the caller measured before (the CLI: ``startup``,
     #: ``model_load``), then ``attack``, ``png_roundtrip`` (encode, decode, classify
-    #: the re-read image), ``figure`` and ``total`` (up to writing the record).
+    #: the re-read image), ``survival`` (when measured), ``figure`` and ``total`` (up to
+    #: writing the record).
     timings_s: dict[str, float] = field(default_factory=dict)
     #: The image mode attacked and saved: "L" (grey, 1 channel) or "RGB".
     mode: str = "RGB"
+    #: Optimised over random transformations (expectation over transformation).
+    robust: bool = False
+    #: Transformations averaged per step (robust mode), else None.
+    eot_samples: int | None = None
+    #: :meth:`hoodwink.survival.SurvivalReport.to_dict` of the saved PNG, measured with
+    #: the real codecs on held-out draws; None when ``survival_draws`` was 0.
+    survival: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready record."""
@@ -107,6 +133,140 @@ def top_k(model: TorchClassifier, x: torch.Tensor, k: int = 3, *,
     ]
 
 
+def _grid_box(x: torch.Tensor, eps: float, model: TorchClassifier
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 8-bit grid points within ``eps`` of ``x`` and within the model's bounds, as a box."""
+    lo_b, hi_b = (b.to(x) for b in model.bounds)
+    lo = torch.maximum(torch.ceil((x - eps) * 255 - 1e-4) / 255,
+                       torch.ceil(lo_b * 255 - 1e-4) / 255)
+    hi = torch.minimum(torch.floor((x + eps) * 255 + 1e-4) / 255,
+                       torch.floor(hi_b * 255 + 1e-4) / 255)
+    if bool((lo > hi).any()):
+        raise ConfigError(
+            f"No 8-bit level lies within eps = {eps * 255:.3g}/255 of some pixels of x (x is "
+            "off the 8-bit grid); give eps >= 1/255 or an image read from an 8-bit file."
+        )
+    return lo, hi
+
+
+def eot_attack(
+    model: TorchClassifier,
+    x: torch.Tensor,
+    *,
+    target: int | None,
+    eps: float,
+    y0: int | None = None,
+    steps: int = EOT_STEPS,
+    eot_samples: int = EOT_SAMPLES,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+) -> torch.Tensor:
+    """L∞ attack on one image that survives random transformations (EOT).
+
+    Expectation over transformation (Athalye, Engstrom, Ilyas and Kwok,
+    "Synthesizing Robust Adversarial Examples", ICML 2018): each step averages
+    the gradient of the cross-entropy (towards ``target``, or away from ``y0``)
+    over ``eot_samples`` images: the image itself and ``eot_samples - 1``
+    random draws of :func:`hoodwink.transforms.sample_transform` (a resize,
+    rotation, crop, blur, brightness or contrast change, then a differentiable
+    JPEG). The step is the sign of a momentum of the normalised gradient
+    (Dong et al., "Boosting Adversarial Attacks with Momentum", CVPR 2018),
+    with a cosine-decaying length from eps/4 to eps/50. Every iterate is a
+    point of the 8-bit grid within eps of ``x`` and within the bounds (the
+    rounding passes gradients straight through), and so is the result.
+
+    Threat model: white box (input gradients), targeted or untargeted, L∞
+    ball of radius ``eps``, on an image the transformations may alter.
+
+    Parameters
+    ----------
+    model : TorchClassifier
+        Takes images of any size (the zoo's ImageNet models resize inside).
+    x : torch.Tensor, shape (1, C, H, W)
+        In [0, 1]; C = 1 or 3.
+    target : int or None
+        Class to aim for; None: untargeted (away from ``y0``).
+    eps : float in (0, 1]
+    y0 : int, optional
+        The class of ``x`` (computed when None); used when untargeted.
+    steps : int in [1, 100000], default :data:`EOT_STEPS`
+    eot_samples : int in [1, 1024], default :data:`EOT_SAMPLES`
+        Images per step (one the identity); each costs a forward and backward pass.
+    seed : int >= 0
+        Seeds the transformations' ``torch.Generator`` (nothing global).
+    progress : callable, optional
+        ``progress(done, steps, message)``.
+
+    Returns
+    -------
+    torch.Tensor, shape of ``x``
+        On the 8-bit grid, within eps of ``x`` (in whole levels) and the bounds.
+
+    Raises
+    ------
+    ConfigError
+        A bad parameter, or ``eps`` too small for any 8-bit level near an
+        off-grid ``x``.
+    InternalError
+        The result broke a guarantee (a library bug).
+    """
+    import math
+
+    import torch.nn.functional as F
+
+    from hoodwink._validation import check_int, check_real, check_seed
+    from hoodwink.errors import InternalError
+    from hoodwink.transforms import sample_transform
+
+    owner = "eot_attack"
+    eps = check_real(owner, "eps", eps, low=0, high=1, closed="right")
+    steps = check_int(owner, "steps", steps, low=1, high=100_000)
+    eot_samples = check_int(owner, "eot_samples", eot_samples, low=1, high=1024)
+    seed = check_seed(owner, "seed", seed)
+    _mode_of(x, None)
+    if y0 is None:
+        y0 = int(model.predict(x)[0])
+    targeted = target is not None
+    label = torch.tensor([target if target is not None else y0], device=x.device)
+    gen = torch.Generator().manual_seed(seed)
+    lo, hi = _grid_box(x.detach(), eps, model)
+    x0 = x.detach()
+    delta = (torch.round(x0 * 255) / 255).clamp(lo, hi) - x0
+    mom = torch.zeros_like(x0)
+
+    def objective(logits: torch.Tensor, _x: torch.Tensor) -> torch.Tensor:
+        ce = F.cross_entropy(logits, label.expand(logits.shape[0]), reduction="none")
+        return -ce if targeted else ce
+
+    with model.evaluating():
+        for i in range(steps):
+            d = delta.clone().requires_grad_(True)
+            xa = x0 + d
+            # The model sees grid points; the rounding passes gradients straight through.
+            xa = xa + ((torch.round(xa * 255) / 255).clamp(lo, hi) - xa).detach()
+            outs, grads = [], []
+            for j in range(eot_samples):
+                z = xa if j == 0 else sample_transform(gen)(xa)
+                _, _, gz = model.objective_gradient(z.detach(), objective)
+                outs.append(z)
+                grads.append(gz)
+            torch.autograd.backward(outs, grads)
+            g = d.grad if d.grad is not None else torch.zeros_like(x0)
+            mom = 0.5 * mom + g / g.abs().mean().clamp_min(1e-12)
+            size = eps * (0.02 + 0.23 * 0.5 * (1 + math.cos(math.pi * i / steps)))
+            delta = (x0 + delta + size * mom.sign()).clamp(lo, hi) - x0
+            if progress is not None:
+                progress(i + 1, steps, f"EOT step {i + 1}/{steps}")
+    x_adv = (torch.round((x0 + delta) * 255) / 255).clamp(lo, hi)
+    on_grid = bool((x_adv * 255 - torch.round(x_adv * 255)).abs().max() < 1e-4)
+    lo_b, hi_b = (b.to(x_adv) for b in model.bounds)
+    if not on_grid or bool(((x_adv - x0).abs() > eps + 1e-6).any()) \
+            or bool((x_adv < lo_b).any() or (x_adv > hi_b).any()):
+        raise InternalError("eot_attack returned an image off the 8-bit grid, outside eps or "
+                            "outside the bounds; please report this bug.")
+    return x_adv.to(x.dtype)
+
+
 def fool_tensor(
     model: TorchClassifier,
     x: torch.Tensor,
@@ -121,6 +281,8 @@ def fool_tensor(
     progress: ProgressCallback | None = None,
     times: dict[str, float] | None = None,
     probabilities_back: list[torch.Tensor] | None = None,
+    robust: bool = False,
+    eot_samples: int = EOT_SAMPLES,
 ) -> tuple[torch.Tensor, bytes, torch.Tensor, bool]:
     """Attack one image tensor; return (x_adv, png bytes, x re-read from png, success).
 
@@ -134,7 +296,9 @@ def fool_tensor(
     seconds spent in ``"attack"`` and ``"png_roundtrip"`` added;
     ``probabilities_back`` gets the probabilities of the re-read image appended.
     ``mode`` ("L" or "RGB"), when given, must match the channels of ``x`` (1 or 3);
-    the PNG keeps them.
+    the PNG keeps them. ``robust`` runs :func:`eot_attack` (``steps`` steps of
+    ``eot_samples`` transformed images each) instead of plain PGD; the result
+    is judged the same way.
     """
     from hoodwink.imaging import encode_png
 
@@ -142,19 +306,23 @@ def fool_tensor(
     t0 = time.perf_counter()
     if y0 is None:
         y0 = int(model.predict(x)[0])
-    attack = PGD(norm="linf", steps=steps, stepsize=max(eps / 4, 0.25 / 255),
-                 random_start=False, early_stop=True, confidence=confidence, seed=seed,
-                 loss="ce")
-    if target is not None:
-        if target == y0:
-            raise InputError(
-                f"The image is already classified as the target class {target}; pick another."
-            )
-        res = attack(model, x, target=target, eps=eps, progress=progress)
+    if target is not None and target == y0:
+        raise InputError(
+            f"The image is already classified as the target class {target}; pick another."
+        )
+    if robust:
+        x_adv = eot_attack(model, x, target=target, eps=eps, y0=y0, steps=steps,
+                           eot_samples=eot_samples, seed=seed, progress=progress)
     else:
-        res = attack(model, x, torch.tensor([y0]), eps=eps, progress=progress)
+        attack = PGD(norm="linf", steps=steps, stepsize=max(eps / 4, 0.25 / 255),
+                     random_start=False, early_stop=True, confidence=confidence, seed=seed,
+                     loss="ce")
+        if target is not None:
+            x_adv = attack(model, x, target=target, eps=eps, progress=progress).x_adv
+        else:
+            x_adv = attack(model, x, torch.tensor([y0]), eps=eps, progress=progress).x_adv
     t1 = time.perf_counter()
-    png = encode_png(res.x_adv)
+    png = encode_png(x_adv)
     x_back = decode_png(png, png_mode)
     probs = model.probabilities(x_back)
     pred = int(probs[0].argmax())
@@ -164,7 +332,7 @@ def fool_tensor(
         times["png_roundtrip"] = times.get("png_roundtrip", 0.0) + (time.perf_counter() - t1)
     if probabilities_back is not None:
         probabilities_back.append(probs)
-    return res.x_adv, png, x_back, ok
+    return x_adv, png, x_back, ok
 
 
 def fool_image(
@@ -175,7 +343,7 @@ def fool_image(
     target: int | None = None,
     eps: float | Literal["auto"] = 2 / 255,
     out: str | Path | None = None,
-    steps: int = 40,
+    steps: int | None = None,
     seed: int = 0,
     figure: bool = True,
     mode: Literal["RGB", "L"] | None = None,
@@ -183,6 +351,9 @@ def fool_image(
     timings: Mapping[str, float] | None = None,
     clock_start: float | None = None,
     create_folders: bool = False,
+    robust: bool = False,
+    eot_samples: int = EOT_SAMPLES,
+    survival_draws: int | None = None,
 ) -> FoolOutcome:
     """Fool ``model`` on an image file and write the adversarial PNG.
 
@@ -202,10 +373,10 @@ def fool_image(
         folder (the CLI passes ``./out/fool/<image stem>-adv.png``). The
         triptych goes beside it as ``<out stem>-triptych.png`` and the JSON
         record as ``<out stem>.json``.
-    steps : int
-        PGD steps per budget.
+    steps : int, optional
+        Steps per budget: default 40 (plain PGD), :data:`EOT_STEPS` (robust).
     figure : bool
-        Write the triptych figure.
+        Write the triptych figure (with the survival table, when measured).
     mode : {"RGB", "L"} or None
         Read the image as colour or grey. None (default) keeps the file's own
         mode, so a grey photo gives a grey adversarial PNG; only a model that
@@ -226,10 +397,25 @@ def fool_image(
     create_folders : bool
         Create missing folders above ``out`` (only once the attack succeeded,
         so a failure leaves nothing behind). Otherwise they must exist.
+    robust : bool
+        Optimise the expectation over random transformations
+        (:func:`eot_attack`: resizes, rotations, crops, blur, brightness,
+        contrast, each followed by a differentiable JPEG), so that the result
+        survives being re-encoded or edited. Every guarantee of a plain
+        result holds all the same (bounds, eps, the 8-bit grid, success
+        judged on the PNG read back).
+    eot_samples : int in [1, 1024]
+        Robust mode: images averaged per step (one of them the identity).
+    survival_draws : int >= 0, optional
+        Held-out random draws of real operations (Pillow's JPEG codec and
+        resampling; :func:`hoodwink.survival.survival`) applied to the saved
+        PNG, plus the fixed rows (JPEG 95, 75, 50); 0 skips the measurement.
+        Default: 50 in robust mode, else 0.
 
     Returns
     -------
     FoolOutcome
+        ``survival`` holds the survival record when it was measured.
 
     Raises
     ------
@@ -241,6 +427,7 @@ def fool_image(
     """
     t0 = time.perf_counter()
     _check_mode_param(mode)
+    steps, survival_draws = _robust_params(robust, steps, eot_samples, survival_draws)
     src = Path(image)
     out_path = Path(out) if out is not None else Path(f"{src.stem}-adv.png")
     if out_path.suffix.lower() != ".png":
@@ -257,24 +444,32 @@ def fool_image(
     budgets = _budgets(eps)
     x, clf = _load_for(model, src, mode)
     fooled = _fool_budgets(clf, x, budgets, eps=eps, target=target, steps=steps, seed=seed,
-                           model_name=model_name, progress=progress)
+                           model_name=model_name, progress=progress, robust=robust,
+                           eot_samples=eot_samples)
     x_back, png, before, after = fooled.x_back, fooled.png, fooled.before, fooled.after
     tried, times, names = fooled.tried, fooled.times, model.class_names
     max_change = int(torch.round((x_back - x).abs().max() * 255).item())
+    t_surv = time.perf_counter()
+    surv = _survival_of(clf, png, target=target, y0=before[0].index, draws=survival_draws,
+                        seed=seed)
+    t_surv = time.perf_counter() - t_surv
     fields: dict[str, Any] = dict(
         source=str(src), model=model_name, target=target,
         target_name=(names[target] if names and target is not None else None),
         eps=tried[-1], eps_auto=eps == "auto", eps_tried=tried, steps=steps, success=True,
         before=before, after=after, max_change_255=max_change,
         size=(int(x.shape[-1]), int(x.shape[-2])), outputs=outputs, mode=_mode_of(x, None),
+        robust=robust, eot_samples=eot_samples if robust else None, survival=surv,
     )
     # Render everything in memory first, then write: no half-written output on error.
     t_fig = time.perf_counter()
     fig_bytes = triptych(x, x_back, before, after, model_name, tried[-1], max_change,
-                         target=fields["target_name"] or _opt_str(target)) if figure else None
+                         target=fields["target_name"] or _opt_str(target),
+                         survival=surv) if figure else None
     timing = {**{k: float(v) for k, v in (timings or {}).items()},
               "attack": times.get("attack", 0.0),
               "png_roundtrip": times.get("png_roundtrip", 0.0),
+              **({"survival": t_surv} if surv is not None else {}),
               "figure": time.perf_counter() - t_fig if figure else 0.0}
     if create_folders:
         make_parent(out_path)
@@ -301,6 +496,40 @@ class _Fooled:
     times: dict[str, float]
 
 
+def _robust_params(robust: object, steps: object, eot_samples: object,
+                   survival_draws: object) -> tuple[int, int]:
+    """Validate the robust-mode parameters; return (steps, survival_draws) with defaults."""
+    from hoodwink._validation import check_bool, check_int
+
+    robust = check_bool("fool_image", "robust", robust)
+    check_int("fool_image", "eot_samples", eot_samples, low=1, high=1024)
+    s = check_int("fool_image", "steps", steps, low=1, high=100_000, allow_none=True)
+    d = check_int("fool_image", "survival_draws", survival_draws, low=0, high=100_000,
+                  allow_none=True)
+    if s is None:
+        s = EOT_STEPS if robust else 40
+    if d is None:
+        d = ROBUST_SURVIVAL_DRAWS if robust else 0
+    return s, d
+
+
+def _survival_of(model: TorchClassifier, png: bytes, *, target: int | None, y0: int,
+                 draws: int, seed: int) -> dict[str, Any] | None:
+    """The survival record of the saved PNG bytes (None when ``draws`` is 0)."""
+    if draws == 0:
+        return None
+    import io
+
+    from PIL import Image
+
+    from hoodwink.survival import survival
+
+    with Image.open(io.BytesIO(png)) as img:
+        img.load()
+        rep = survival(model, img, target=target, original_label=y0, draws=draws, seed=seed)
+    return rep.to_dict()
+
+
 def _budgets(eps: float | str) -> Sequence[float]:
     """The budgets to try, in order, for ``eps`` (a float in (0, 1] or ``"auto"``)."""
     if eps == "auto":
@@ -323,6 +552,8 @@ def _fool_budgets(
     seed: int,
     model_name: str,
     progress: ProgressCallback | None,
+    robust: bool = False,
+    eot_samples: int = EOT_SAMPLES,
 ) -> _Fooled:
     """Try ``budgets`` in order until the re-read PNG is fooled.
 
@@ -344,7 +575,8 @@ def _fool_budgets(
             if progress is not None else None
         _, png, x_back, ok = fool_tensor(model, x, target=target, eps=e, steps=steps,
                                          seed=seed, y0=y0, progress=part,
-                                         times=times, probabilities_back=back)
+                                         times=times, probabilities_back=back,
+                                         robust=robust, eot_samples=eot_samples)
         if ok:
             break
     else:

@@ -21,7 +21,7 @@ from hoodwink.studies._record import Rendered, from_b64
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["amplification", "report", "triptych", "triptych_captions"]
+__all__ = ["amplification", "report", "survival_lines", "triptych", "triptych_captions"]
 
 
 class _Pred(Protocol):
@@ -141,8 +141,12 @@ def triptych(
     max_change_255: int,
     *,
     target: str | None = None,
+    survival: Mapping[str, Any] | None = None,
 ) -> bytes:
     """Original | amplified perturbation | adversarial, with captions, as PNG bytes.
+
+    With ``survival`` (:meth:`hoodwink.survival.SurvivalReport.to_dict`), the
+    survival table (:func:`survival_lines`) is printed under the panels.
 
     The title names the model, the mode (targeted at ``target``, or
     untargeted) and the budget; the captions the top-1 class of the original,
@@ -182,13 +186,20 @@ def triptych(
                                                               spacing=spacing)
         return int(right), int(bottom)
 
+    title_s, cells = _survival_cells(survival) if survival else ("", [])
+    col_ws = [max(size(row[i])[0] for row in cells) + 3 * pad for i in range(4)] if cells \
+        else []
+    row_h = size("Ag")[1] + spacing
+    table_w = max(size(title_s)[0], sum(col_ws)) if cells else 0
+    table_h = (1 + len(cells)) * row_h + pad if cells else 0
     cap_sizes = [size(c) for c in captions]
     col_w = max(pw, *(cw for cw, _ in cap_sizes))
     title_w, title_h = size(title)
     caption_h = max(ch for _, ch in cap_sizes)
     width = max(3 * col_w + 4 * pad, title_w + 2 * pad)
     top = pad + title_h + pad
-    height = top + ph + pad // 2 + caption_h + pad
+    height = top + ph + pad // 2 + caption_h + pad + table_h
+    width = max(width, table_w + 2 * pad)
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
     draw.text((pad, pad), title, fill="black", font=font)
@@ -201,6 +212,45 @@ def triptych(
         sheet.paste(tile, (left, top))
         draw.multiline_text((left, top + ph + pad // 2), caption, fill="black", font=font,
                             spacing=spacing)
+    if cells:
+        y = top + ph + pad // 2 + caption_h + pad
+        draw.text((pad, y), title_s, fill="black", font=font)
+        for row in cells:
+            y += row_h
+            x_col = pad
+            for i, (cell, cw) in enumerate(zip(row, col_ws, strict=True)):
+                # Numbers right-aligned in their column, names left-aligned.
+                dx = 0 if i == 0 else cw - 3 * pad - size(cell)[0]
+                draw.text((x_col + dx, y), cell, fill="black", font=font)
+                x_col += cw
     buf = io.BytesIO()
     sheet.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def _survival_cells(survival: Mapping[str, Any]) -> tuple[str, list[list[str]]]:
+    """The survival table's title and cells: family, kept/n, rate, 95% interval."""
+    name = survival.get("target_name") or survival.get("target")
+    goal = (f"target {str(name).split(',')[0]}" if survival.get("target") is not None
+            else "any class but the original")
+    title = (f"survival with the real codecs ({goal} kept; held-out seed "
+             f"{survival.get('seed', 0)}):")
+    cells = [["transformation", "kept", "rate", "95% CI"]]
+    for r in survival["table"]:
+        lo, hi = r["ci95"]
+        cells.append([str(r["family"]), f"{r['kept']}/{r['n']}", f"{r['rate']:.0%}",
+                      f"{lo:.0%}-{hi:.0%}"])
+    return title, cells
+
+
+def survival_lines(survival: Mapping[str, Any]) -> list[str]:
+    """The survival table as text lines: family, kept/n, rate and its 95% interval.
+
+    ``survival`` is :meth:`hoodwink.survival.SurvivalReport.to_dict`. ASCII
+    only (Pillow's default font).
+    """
+    title, cells = _survival_cells(survival)
+    widths = [max(len(row[i]) for row in cells) for i in range(4)]
+    return [title] + ["  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                                       for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+                      for row in cells]
