@@ -432,7 +432,11 @@ def evaluate(
             run.suspect = suspect if checks else ["checks off"]
             t_attacks = time.perf_counter()
             run.cascade()
-            attacks_s = time.perf_counter() - t_attacks
+            if checks:
+                run.late_checks()
+                flag_list += run.late_flags
+                checks_s += run.late_s
+            attacks_s = time.perf_counter() - t_attacks - run.late_s
     finally:
         if db is not None:
             db.close()
@@ -476,6 +480,13 @@ class _Run:
         self.probe_targets: int | None = None
         #: Why black-box probes go on to their full budget whatever they find (flag codes).
         self.suspect: list[str] = []
+        #: Per-sample smallest norm a white-box attack reached (the huge-eps check's input).
+        self.white_norm = np.full(n, math.inf)
+        #: The huge-eps check's attack (None: no white-box fixed-budget attack, or no checks).
+        self.huge_attack: Attack | None = None
+        self.late_done = False
+        self.late_flags: list[dict[str, Any]] = []
+        self.late_s = 0.0
 
     # ------------------------------------------------------------------ clean pass, checks
     def clean(self, pred: np.ndarray) -> None:
@@ -500,22 +511,59 @@ class _Run:
         xc, yc = self.x[idx], self.y[idx]
         logit = [p.name for p in self.plan if p.threat != "labels"]
         fixed_white = [p for p in self.plan if not p.minimum_norm and p.threat == "white-box"]
-        found = [
-            _flags.eps_too_large(self.grid, diameter=self.diameter, norm=self.norm),
-            _flags.probability_outputs(self.model, self.x, logit),
-            _flags.randomised_model(self.model, self.x),
-            _flags.zero_gradients(self.model, xc, yc),
-        ]
         if fixed_white:
-            first = fixed_white[0]
-            attack = dataclasses.replace(first.attack,
-                                         seed=_unit_seed(self.seed, "check:huge-eps"))
-            found.append(_flags.not_zero_at_huge_eps(self.model, xc, yc, attack,
-                                                     eps=0.5 * self.diameter))
+            # Run once the white-box stages have broken what they can (late_checks).
+            self.huge_attack = dataclasses.replace(
+                fixed_white[0].attack, seed=_unit_seed(self.seed, "check:huge-eps"))
+        found = [_flags.eps_too_large(self.grid, diameter=self.diameter, norm=self.norm)]
+        from hoodwink.models.torch import TorchClassifier
+
+        if isinstance(self.model, TorchClassifier) and self.model.capabilities.differentiable \
+                and xc.shape[0] > 0:
+            # One gradient pass on the clean-correct samples serves three checks: its
+            # logits are the model's scores (TorchClassifier.scores is its logits).
+            n_grad = min(int(xc.shape[0]), _flags.GRADIENT_N)
+            _, logits, grad = self.model.loss_gradient(xc[:n_grad], yc[:n_grad], loss="ce")
+            found += [_flags.probability_outputs(self.model, xc, logit, scores=logits),
+                      _flags.randomised_model(self.model, xc, scores=logits),
+                      _flags.zero_gradients(self.model, xc, yc, gradient=grad)]
+        else:
+            found += [_flags.probability_outputs(self.model, self.x, logit),
+                      _flags.randomised_model(self.model, self.x),
+                      _flags.zero_gradients(self.model, xc, yc)]
         out = [f for f in found if f is not None]
         if self.db is not None:
             self.db.put("checks", out)
         return out
+
+    def late_checks(self) -> None:
+        """``not-zero-at-huge-eps``, on the samples no white-box stage has broken yet.
+
+        Runs once, at the first probe decision or at the end of the cascade: a
+        sample a white-box attack broke within half the range is broken at that
+        budget, so only the others cost model passes (none, on a model the
+        cascade breaks entirely).
+        """
+        if self.huge_attack is None or self.late_done:
+            return
+        self.late_done = True
+        t0 = time.perf_counter()
+        cached = self.db.get("check:huge-eps") if self.db is not None else None
+        if cached is not None:
+            flag = cached.get("flag")
+        else:
+            idx = self._cc_index()
+            eps = 0.5 * self.diameter
+            broken = torch.from_numpy(self.white_norm[idx.cpu().numpy()] <= eps)
+            flag = _flags.not_zero_at_huge_eps(self.model, self.x[idx], self.y[idx],
+                                               self.huge_attack, eps=eps, broken=broken)
+            if self.db is not None:
+                self.db.put("check:huge-eps", {"flag": flag})
+        if flag is not None:
+            self.late_flags.append(flag)
+            if "checks off" not in self.suspect and flag["code"] in _SUSPECT:
+                self.suspect = sorted({*self.suspect, str(flag["code"])})
+        self.late_s += time.perf_counter() - t0
 
     # ------------------------------------------------------------------ the cascade
     def _one_level(self) -> bool:
@@ -616,6 +664,7 @@ class _Run:
         """A stage run as a probe, going on to the rest of it on evidence."""
         row = self._stage(si, probe, eps, idx, tag="probe")
         broke = int((self.min_norm[idx] <= eps).sum())
+        self.late_checks()
         why = list(self.suspect)
         if broke and probe.threat != "white-box":
             # A black-box probe that beats every white-box attack is evidence of masking; a
@@ -649,7 +698,7 @@ class _Run:
                 _log.info("unit %s read back from the store", key)
             else:
                 unit = self._compute(key, p, eps, b, rows)
-            self._apply(unit, p.name, eps)
+            self._apply(unit, p.name, eps, white=p.threat == "white-box")
             time_s += unit.time_s
             queries += sum(unit.queries)
         return {"name": p.name, "eps": eps, "attacked": len(idx), "broke": 0,
@@ -683,7 +732,7 @@ class _Run:
                   elapsed)
         return unit
 
-    def _apply(self, unit: Unit, name: str, eps: float | None) -> None:
+    def _apply(self, unit: Unit, name: str, eps: float | None, *, white: bool) -> None:
         # The stored float32 x_adv either way: a resumed run holds the same values.
         x_adv = unit.x_adv.to(device=self.x.device, dtype=self.x.dtype)
         for j, i in enumerate(unit.indices):
@@ -694,6 +743,8 @@ class _Run:
             if eps is not None:
                 # Broken at eps: a norm above eps by float rounding still counts at eps.
                 nrm = min(nrm, float(eps))
+            if white:
+                self.white_norm[i] = min(self.white_norm[i], nrm)
             if nrm < self.min_norm[i]:
                 self.min_norm[i] = nrm
                 self.best_x[i] = x_adv[j]

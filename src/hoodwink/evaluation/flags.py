@@ -144,7 +144,8 @@ def eps_too_large(eps: Sequence[float], *, diameter: float,
 
 
 def probability_outputs(model: Classifier, x: torch.Tensor,
-                        logit_attacks: Sequence[str]) -> dict[str, Any] | None:
+                        logit_attacks: Sequence[str], *,
+                        scores: torch.Tensor | None = None) -> dict[str, Any] | None:
     """``probability-outputs``: the scores look like probabilities while a logit loss runs.
 
     Fires when the model declares ``output="probabilities"``, or its scores on up
@@ -161,6 +162,9 @@ def probability_outputs(model: Classifier, x: torch.Tensor,
     logit_attacks : sequence of str
         Names of the attacks that use a loss on the scores; the check is
         skipped when empty.
+    scores : torch.Tensor, shape (M, C), optional
+        The model's scores on ``x[:M]``, from a pass made already (the
+        evaluation reuses its gradient pass); computed here when None.
 
     Returns
     -------
@@ -177,7 +181,7 @@ def probability_outputs(model: Classifier, x: torch.Tensor,
     if not callable(scores_fn):
         return None
     xs = x[:PROBE_N]
-    s = scores_fn(xs).detach().double()
+    s = (scores_fn(xs) if scores is None else scores[:PROBE_N]).detach().double()
     min_score = float(s.min()) if s.numel() else 0.0
     row_err = float((s.sum(dim=1) - 1).abs().max()) if s.numel() else 0.0
     looks = bool(s.numel()) and min_score >= 0 and row_err <= 1e-4
@@ -193,7 +197,8 @@ def probability_outputs(model: Classifier, x: torch.Tensor,
          "max_row_sum_error": _r(row_err), "attacks": list(logit_attacks)})
 
 
-def randomised_model(model: Classifier, x: torch.Tensor) -> dict[str, Any] | None:
+def randomised_model(model: Classifier, x: torch.Tensor, *,
+                     scores: torch.Tensor | None = None) -> dict[str, Any] | None:
     """``randomised-model``: two passes on the same inputs disagree.
 
     Runs the model twice on up to 64 inputs and compares the scores (labels for
@@ -206,6 +211,9 @@ def randomised_model(model: Classifier, x: torch.Tensor) -> dict[str, Any] | Non
     ----------
     model : Classifier
     x : torch.Tensor, shape (N, ...)
+    scores : torch.Tensor, shape (M, C), optional
+        The scores of a first pass on ``x[:M]`` made already (the evaluation
+        reuses its gradient pass): only the second pass runs here.
 
     Returns
     -------
@@ -216,7 +224,8 @@ def randomised_model(model: Classifier, x: torch.Tensor) -> dict[str, Any] | Non
     xs = x[:PROBE_N]
     scores_fn = getattr(model, "scores", None)
     if model.capabilities.output != "labels" and callable(scores_fn):
-        a, b = scores_fn(xs).detach().double(), scores_fn(xs).detach().double()
+        first = scores_fn(xs) if scores is None else scores[:PROBE_N]
+        a, b = first.detach().double(), scores_fn(xs).detach().double()
         diff = float((a - b).abs().max()) if a.numel() else 0.0
         scale = 1.0 + (float(a.abs().max()) if a.numel() else 0.0)
         labels_differ = int((a.argmax(1) != b.argmax(1)).sum())
@@ -238,8 +247,8 @@ def randomised_model(model: Classifier, x: torch.Tensor) -> dict[str, Any] | Non
         evidence)
 
 
-def zero_gradients(model: Classifier, x: torch.Tensor,
-                   y: torch.Tensor) -> dict[str, Any] | None:
+def zero_gradients(model: Classifier, x: torch.Tensor, y: torch.Tensor, *,
+                   gradient: torch.Tensor | None = None) -> dict[str, Any] | None:
     """``zero-gradients``: many clean-correct samples have an exactly zero CE gradient.
 
     Computes the cross-entropy gradient with respect to the input on up to 256
@@ -256,6 +265,9 @@ def zero_gradients(model: Classifier, x: torch.Tensor,
         Clean-correct inputs.
     y : torch.Tensor, shape (M,)
         Their labels.
+    gradient : torch.Tensor, optional
+        The cross-entropy input gradient of ``x[:K]`` computed already (K up
+        to 256); computed here when None.
 
     Returns
     -------
@@ -267,7 +279,7 @@ def zero_gradients(model: Classifier, x: torch.Tensor,
     if not model.capabilities.differentiable or not callable(grad_fn) or x.shape[0] == 0:
         return None
     xs, ys = x[:GRADIENT_N], y[:GRADIENT_N]
-    _, _, g = grad_fn(xs, ys, loss="ce")
+    g = grad_fn(xs, ys, loss="ce")[2] if gradient is None else gradient[:GRADIENT_N]
     gmax = g.detach().abs().flatten(1).amax(dim=1)
     zero = int((gmax <= ZERO_GRAD).sum())
     frac = zero / xs.shape[0]
@@ -284,7 +296,8 @@ def zero_gradients(model: Classifier, x: torch.Tensor,
 
 
 def not_zero_at_huge_eps(model: Classifier, x: torch.Tensor, y: torch.Tensor,
-                         attack: Attack, *, eps: float) -> dict[str, Any] | None:
+                         attack: Attack, *, eps: float,
+                         broken: torch.Tensor | None = None) -> dict[str, Any] | None:
     """``not-zero-at-huge-eps``: a white-box attack at half the input range leaves samples robust.
 
     Runs ``attack`` (the first white-box fixed-budget attack of the
@@ -292,6 +305,9 @@ def not_zero_at_huge_eps(model: Classifier, x: torch.Tensor, y: torch.Tensor,
     diameter in L2 or L1), on up to 32 clean-correct samples. At that budget
     any working attack breaks every sample of an ordinary model; samples it
     leaves robust point to gradient masking or a broken attack setup.
+    Samples a white-box attack of the run has already broken within ``eps``
+    (``broken``) are broken at that budget by definition and are not
+    attacked again.
 
     Parameters
     ----------
@@ -303,27 +319,34 @@ def not_zero_at_huge_eps(model: Classifier, x: torch.Tensor, y: torch.Tensor,
         A white-box fixed-budget attack, already seeded.
     eps : float
         The huge budget.
+    broken : torch.Tensor of bool, shape (M,), optional
+        Which of ``x`` a white-box attack has broken within ``eps`` already.
 
     Returns
     -------
     dict or None
-        The flag, with evidence ``eps``, ``attacked``, ``robust`` and ``attack``.
+        The flag, with evidence ``eps``, ``checked``, ``already_broken``,
+        ``attacked``, ``robust`` and ``attack``.
     """
     xs, ys = x[:HUGE_EPS_N], y[:HUGE_EPS_N]
-    if xs.shape[0] == 0:
+    done = (torch.zeros(xs.shape[0], dtype=torch.bool) if broken is None
+            else broken[:HUGE_EPS_N].detach().to("cpu", torch.bool))
+    todo = torch.nonzero(~done).flatten().to(xs.device)
+    if todo.numel() == 0:
         return None
     with warnings.catch_warnings():
         # The model's randomness has a flag of its own (randomised-model).
         warnings.simplefilter("ignore", StochasticModelWarning)
-        res = attack(model, xs, ys, eps=eps)
+        res = attack(model, xs[todo], ys[todo], eps=eps)
     robust = int((~res.success).sum())
     if robust == 0:
         return None
     return FLAGS["not-zero-at-huge-eps"].raise_(
         f"{attack!r} at eps={eps:.4g} (half the input range) left {robust} of "
-        f"{xs.shape[0]} samples unbroken; a working attack breaks them all at such a budget. "
+        f"{todo.numel()} samples unbroken; a working attack breaks them all at such a budget. "
         "Suspect gradient masking: check the other flags, try black-box attacks.",
-        {"eps": eps, "attacked": int(xs.shape[0]), "robust": robust, "attack": repr(attack)})
+        {"eps": eps, "checked": int(xs.shape[0]), "already_broken": int(done.sum()),
+         "attacked": int(todo.numel()), "robust": robust, "attack": repr(attack)})
 
 
 def blackbox_beats_whitebox(stages: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
