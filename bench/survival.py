@@ -33,6 +33,7 @@ Usage::
     OMP_NUM_THREADS=1 python bench/survival.py [--eps 4,8] [--targets 3] [--draws 50]
         [--steps N] [--eot-samples N] [--seed 0] [--photos chelsea,rocket]
         [--modes plain,robust] [--out bench/results/survival.json]
+    python bench/survival.py --markdown     # the tables of README.md and docs/survival.md
 
 Writes the JSON after every run (a rerun with the same options resumes) and
 prints a table.
@@ -135,6 +136,65 @@ def summarise(rows: list[dict[str, Any]], modes: list[str], eps_list: list[float
     return out
 
 
+FAMILIES = (("jpeg", "JPEG alone"), ("rescale+jpeg", "resize"), ("rotate+jpeg", "rotate"),
+            ("crop+jpeg", "crop"), ("blur+jpeg", "blur"), ("brightness+jpeg", "brightness"),
+            ("contrast+jpeg", "contrast"))
+
+
+def _pct(k: int, n: int, v: float) -> str:
+    """``v`` (a fraction) as a percentage: whole points under 100 samples, one decimal above."""
+    d = 0 if n < 100 else 1
+    text = f"{v * 100:.{d}f}"
+    if float(text) == 100 and v < 1:
+        text = f"{v * 100:.{d + 1}f}"
+    return text
+
+
+def _cell(r: dict[str, Any]) -> str:
+    k, n = r["kept"], r["n"]
+    lo, hi = r["ci95"]
+    return (f"**{k}/{n}** ({_pct(k, n, k / n)}%, CI {_pct(k, n, lo)}–{_pct(k, n, hi)}%)"
+            if n else "—")
+
+
+def _eps_text(e: float) -> str:
+    return f"{e:g}/255"
+
+
+def markdown(rec: dict[str, Any]) -> str:
+    """The record's two tables in Markdown: per mode and budget, then per family of draws.
+
+    README.md and docs/survival.md carry these tables verbatim; a test renders
+    them from ``bench/results/survival.json`` and compares.
+    """
+    lines = ["| mode | eps | target on the PNG | kept after real JPEG-95 | JPEG-75 | JPEG-50 | "
+             "held-out draws (edit + JPEG 50–95) | seconds per run, median (max) |",
+             "|---|---|---|---|---|---|---|---|"]
+    order = sorted(rec["summary"], key=lambda r: (r["eps_255"], r["mode"] != "plain"))
+    for r in order:
+        lines.append(
+            f"| {r['mode']} | {_eps_text(r['eps_255'])} | {r['success_png']['kept']}/"
+            f"{r['success_png']['n']} | {r['jpeg95']['kept']}/{r['jpeg95']['n']} | "
+            f"{_cell(r['jpeg75'])} | {r['jpeg50']['kept']}/{r['jpeg50']['n']} | "
+            f"{_cell(r['heldout_draws'])} | {r['seconds_median']:.1f} ({r['seconds_max']:.1f}) |")
+    lines += ["", "Held-out draws by family (kept / measured, all runs pooled):", "",
+              "| mode, eps | " + " | ".join(h for _, h in FAMILIES) + " |",
+              "|---|" + "---|" * len(FAMILIES)]
+    for r in order:
+        cells = []
+        for fam, _ in FAMILIES:
+            k = n = 0
+            for row in rec["rows"]:
+                if row["mode"] == r["mode"] and row["eps_255"] == r["eps_255"]:
+                    for t in row["table"]:
+                        if t["family"] == fam:
+                            k += t["kept"]
+                            n += t["n"]
+            cells.append(f"{k}/{n}")
+        lines.append(f"| {r['mode']} {_eps_text(r['eps_255'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--eps", default="4,8", help="budgets in 8-bit levels, comma-separated")
@@ -147,7 +207,13 @@ def main() -> None:
     ap.add_argument("--modes", default="plain,robust")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "survival.json")
+    ap.add_argument("--markdown", action="store_true",
+                    help="print the tables of the --out record (as README.md and "
+                         "docs/survival.md carry them) and exit")
     args = ap.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(args.out.read_text())), end="")
+        return
     torch.set_num_threads(args.threads)
 
     from hoodwink import zoo

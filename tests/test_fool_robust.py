@@ -164,3 +164,27 @@ def test_eot_eps_below_the_grid_is_a_config_error(model: TorchClassifier) -> Non
         eot_attack(model, x, target=1, eps=0.25 / 255, steps=1, eot_samples=1)
     adv = eot_attack(model, x, target=1, eps=1 / 255, steps=2, eot_samples=2)
     assert set(torch.round(adv * 255).unique().tolist()) <= {100.0, 101.0}
+
+
+def test_in_memory_run_has_the_robust_mode_and_its_survival(model: TorchClassifier,
+                                                            dark_png: Path,
+                                                            tmp_path: Path) -> None:
+    """fool.run in robust mode: the same PNG as fool_image, the survival table in the record
+    and on the page, and the record still plain JSON."""
+    from hoodwink.studies import fool
+    from hoodwink.studies._record import from_b64
+
+    kw = dict(target=1, eps=8 / 255, robust=True, steps=12, eot_samples=3, survival_draws=6)
+    rec = fool.run(model, dark_png, **kw)  # type: ignore[arg-type]
+    assert rec["robust"] and rec["eot_samples"] == 3 and rec["steps"] == 12
+    assert json.loads(json.dumps(rec)) == rec
+    res = fool_image(model, dark_png, out=tmp_path / "adv.png", **kw)  # type: ignore[arg-type]
+    assert from_b64(rec["images"]["adversarial"]["png"]) == (tmp_path / "adv.png").read_bytes()
+    assert res.survival is not None and rec["survival"] == res.survival
+    page = fool.report(rec).markdown()
+    assert "Survival, measured on the saved PNG" in page and "robust mode" in page
+    for row in rec["survival"]["table"]:
+        assert f"| {row['family']} | {row['kept']} | {row['n']} |" in page
+    plain = fool.run(model, dark_png, target=1, eps=8 / 255, steps=12)
+    assert plain["survival"] is None and plain["robust"] is False
+    assert "Survival" not in fool.report(plain).markdown()

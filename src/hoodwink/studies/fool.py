@@ -608,11 +608,14 @@ def run(
     model_name: str | None = None,
     target: int | None = None,
     eps: float | Literal["auto"] = 2 / 255,
-    steps: int = 40,
+    steps: int | None = None,
     seed: int = 0,
     mode: Literal["RGB", "L"] | None = None,
     stem: str | None = None,
     progress: ProgressCallback | None = None,
+    robust: bool = False,
+    eot_samples: int = EOT_SAMPLES,
+    survival_draws: int | None = None,
 ) -> dict[str, Any]:
     """Fool ``model`` on an image file, in memory, and return the record.
 
@@ -628,8 +631,10 @@ def run(
     image : path
     model_name : str, optional
         Shown in the report; default the zoo name, else ``"model"``.
-    target, eps, steps, seed, progress
-        As in :func:`fool_image`.
+    target, eps, steps, seed, progress, robust, eot_samples, survival_draws
+        As in :func:`fool_image` (``steps`` default 40, :data:`EOT_STEPS` in
+        robust mode; the survival table, measured on the PNG bytes with the
+        real codecs, goes in the record as ``survival``).
     mode : {"RGB", "L"}, optional
         Default: ``"L"`` for a model whose name starts with ``mnist`` (the
         CLI's rule), else the file's own mode, as in :func:`fool_image` (a
@@ -669,13 +674,20 @@ def run(
     else:
         name, clf = model_name or "model", model
     _check_mode_param(mode)
+    steps, survival_draws = _robust_params(robust, steps, eot_samples, survival_draws)
     if mode is None and name.strip().lower().startswith("mnist"):
         mode = "L"
     src = Path(image)
     budgets = _budgets(eps)
     x, attacked = _load_for(clf, src, mode)
     fooled = _fool_budgets(attacked, x, budgets, eps=eps, target=target, steps=steps,
-                           seed=seed, model_name=name, progress=progress)
+                           seed=seed, model_name=name, progress=progress, robust=robust,
+                           eot_samples=eot_samples)
+    t_surv = time.perf_counter()
+    surv = _survival_of(attacked, fooled.png, target=target, y0=fooled.before[0].index,
+                        draws=survival_draws, seed=seed)
+    if surv is not None:
+        timing["survival"] = time.perf_counter() - t_surv
     orig_png = encode_png(x)
     max_change = int(torch.round((fooled.x_back - x).abs().max() * 255).item())
     names = clf.class_names
@@ -695,6 +707,7 @@ def run(
         "before": [dict(p.__dict__) for p in fooled.before],
         "after": [dict(p.__dict__) for p in fooled.after],
         "max_change_255": max_change, "size": [int(x.shape[-1]), int(x.shape[-2])],
+        "robust": robust, "eot_samples": eot_samples if robust else None, "survival": surv,
         "time_s": total, "timings_s": {k: round(v, 4) for k, v in timing.items()},
         "images": {
             "original": {"png": to_b64(orig_png)},

@@ -61,7 +61,7 @@ def report(rec: Mapping[str, Any]) -> Rendered:
               else None)
     fig = triptych(decode_png(orig_png, mode), decode_png(adv_png, mode), before, after,
                    str(rec["model"]), float(rec["eps"]), int(rec["max_change_255"]),
-                   target=target)
+                   target=target, survival=rec.get("survival"))
 
     body = {k: v for k, v in rec.items() if k not in ("environment", "schema", "title")}
     w, h = rec["size"]
@@ -69,9 +69,11 @@ def report(rec: Mapping[str, Any]) -> Rendered:
             if rec["target"] is not None else "any other class")
     how = " (the first of the automatic budgets that worked)" if rec["eps_auto"] else ""
     rep = Report("fool", f"Fooling {rec['model']} on {rec['source_name']}", body)
+    how_robust = (f" expected over {rec['eot_samples']} random transformations per step "
+                  "(robust mode)" if rec.get("robust") else "")
     rep.text(
         f"{rec['model']} sees {rec['source_name']} ({w}×{h}, {mode}) as {rec['before'][0]['name']}"
-        f" ({rec['before'][0]['probability']:.3f}). {rec['steps']} PGD steps (L∞, seed "
+        f" ({rec['before'][0]['probability']:.3f}). {rec['steps']} PGD steps{how_robust} (L∞, seed "
         f"{rec['seed']}) aimed at {want} within eps = {rec['eps_255']:g}/255{how}; the "
         f"result, saved as an 8-bit PNG and read back, is classified as "
         f"{rec['after'][0]['name']} ({rec['after'][0]['probability']:.3f}). Largest change per "
@@ -87,6 +89,12 @@ def report(rec: Mapping[str, Any]) -> Rendered:
                               f"{0.5 / float(rec['eps']):.0f}: ±eps spans black to white) and "
                               "the adversarial image re-read from the PNG, with the top class "
                               "of each.")
+    surv = rec.get("survival")
+    if surv:
+        rep.text("Survival, measured on the saved PNG with the real operations (Pillow's JPEG "
+                 "encoder and resampling) on held-out random draws the attack never saw:")
+        rep.table(["transformation", "kept", "measured"],
+                  [[r["family"], r["kept"], r["n"]] for r in surv["table"]])
     rep.table(["phase", "seconds"], [[k.replace("_", " "), v]
                                      for k, v in rec["timings_s"].items()])
     figures = {imgs["adversarial"]["file"]: adv_png, rec["figure"]: fig}
