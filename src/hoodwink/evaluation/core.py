@@ -480,7 +480,8 @@ class _Run:
         self.probe_targets: int | None = None
         #: Why black-box probes go on to their full budget whatever they find (flag codes).
         self.suspect: list[str] = []
-        #: Per-sample smallest norm a white-box attack reached (the huge-eps check's input).
+        #: Per-sample smallest norm a fixed-budget white-box attack reached (the huge-eps
+        #: check's input).
         self.white_norm = np.full(n, math.inf)
         #: The huge-eps check's attack (None: no white-box fixed-budget attack, or no checks).
         self.huge_attack: Attack | None = None
@@ -540,9 +541,9 @@ class _Run:
         """``not-zero-at-huge-eps``, on the samples no white-box stage has broken yet.
 
         Runs once, at the first probe decision or at the end of the cascade: a
-        sample a white-box attack broke within half the range is broken at that
-        budget, so only the others cost model passes (none, on a model the
-        cascade breaks entirely).
+        sample a fixed-budget white-box attack broke within half the range is
+        broken at that budget, so only the others cost model passes (none, on a
+        model those attacks break entirely).
         """
         if self.huge_attack is None or self.late_done:
             return
@@ -698,7 +699,10 @@ class _Run:
                 _log.info("unit %s read back from the store", key)
             else:
                 unit = self._compute(key, p, eps, b, rows)
-            self._apply(unit, p.name, eps, white=p.threat == "white-box")
+            # Only a fixed-budget white-box success shows that such an attack works on the
+            # sample; a minimum-norm one (FMN) can succeed where APGD is masked.
+            self._apply(unit, p.name, eps,
+                        white=p.threat == "white-box" and not p.minimum_norm)
             time_s += unit.time_s
             queries += sum(unit.queries)
         return {"name": p.name, "eps": eps, "attacked": len(idx), "broke": 0,

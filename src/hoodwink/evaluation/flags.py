@@ -305,9 +305,9 @@ def not_zero_at_huge_eps(model: Classifier, x: torch.Tensor, y: torch.Tensor,
     diameter in L2 or L1), on up to 32 clean-correct samples. At that budget
     any working attack breaks every sample of an ordinary model; samples it
     leaves robust point to gradient masking or a broken attack setup.
-    Samples a white-box attack of the run has already broken within ``eps``
-    (``broken``) are broken at that budget by definition and are not
-    attacked again.
+    Samples a white-box fixed-budget attack of the run has already broken
+    within ``eps`` (``broken``) are broken at that budget by definition and
+    are not attacked again.
 
     Parameters
     ----------
@@ -320,7 +320,8 @@ def not_zero_at_huge_eps(model: Classifier, x: torch.Tensor, y: torch.Tensor,
     eps : float
         The huge budget.
     broken : torch.Tensor of bool, shape (M,), optional
-        Which of ``x`` a white-box attack has broken within ``eps`` already.
+        Which of ``x`` a white-box fixed-budget attack has broken within
+        ``eps`` already.
 
     Returns
     -------
