@@ -88,7 +88,9 @@ def page(server: tuple[str, Path]) -> Iterator[tuple[Any, list[str]]]:
             requests: list[str] = []
             pg.on("request", lambda r: requests.append(r.url))
             pg.goto(url + "/")
-            pg.wait_for_function("document.querySelectorAll('#classes option').length === 1000")
+            # A function, not an expression string: the page's CSP forbids eval.
+            pg.wait_for_function(
+                "() => document.querySelectorAll('#classes option').length === 1000")
             yield pg, requests
         finally:
             browser.close()
