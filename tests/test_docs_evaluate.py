@@ -64,7 +64,7 @@ def peers_rows() -> list[str]:
                  for lib in ("hoodwink", *PEERS)]
         ratio = rec["targets"][f"time_{model}"]["ratio"]
         del eps
-        rows.append(f"| `{model}` | " + " | ".join(cells) + f" | {ratio:.1f}× |")
+        rows.append(f"| `{model}` | " + " | ".join(cells) + f" | {ratio:.2f}× |")
     return rows
 
 
@@ -125,3 +125,38 @@ def test_docs_evaluate_example_matches_its_record() -> None:
     assert (f"APGD then broke {broke['apgd']} more and APGD-T {broke['apgd-t']},\n"
             "Square's probe none" in doc) and broke["square"] == 0
     assert f"median minimal L∞ norm {rec['summary']['median_min_norm']:.3f}" in doc
+
+
+def test_readme_minimum_norm_prose_matches_the_bench_record() -> None:
+    """The README's minimum-norm bullets are the record's medians over the commonly solved."""
+    t = _json("bench/results/peers.json")["targets"]
+    mm = _json("bench/results/peers.json")["minnorm"]["mnist-cnn"]
+    text = " ".join(README.split())
+    cw = t["minnorm_cw-l2_l2"]
+    p = cw["peers"]
+    assert (f"CW L2: {cw['hoodwink']:.3f} over {cw['images']} digits, against torchattacks "
+            f"{p['torchattacks']:.3f}, ART {p['art']:.3f} and foolbox {p['foolbox']:.3f}") in text
+    solved = {lib: mm["cw-l2"][lib]["verified"] for lib in ("hoodwink", *PEERS)}
+    assert (f"hoodwink solves {solved['hoodwink']} of {mm['cw-l2']['hoodwink']['clean_correct']}, "
+            f"torchattacks {solved['torchattacks']}, ART {solved['art']}, foolbox "
+            f"{solved['foolbox']}") in text
+    df = t["minnorm_deepfool-l2_l2"]
+    p = df["peers"]
+    assert (f"DeepFool L2: {df['hoodwink']:.4f} over {df['images']}, against torchattacks "
+            f"{p['torchattacks']:.4f}, foolbox {p['foolbox']:.4f} and ART {p['art']:.4f}") in text
+    dfi = t["minnorm_deepfool-linf_linf"]
+    assert (f"DeepFool L∞: {dfi['hoodwink']:.4f}, against foolbox "
+            f"{dfi['peers']['foolbox']:.4f}") in text
+    f2, fi = t["minnorm_fmn-l2_l2"], t["minnorm_fmn-linf_linf"]
+    assert (f"FMN L2: {f2['hoodwink']:.3f}, against foolbox's {f2['peers']['foolbox']:.3f}. "
+            f"FMN L∞: {fi['hoodwink']:.4f}, against foolbox's {fi['peers']['foolbox']:.4f}") in text
+    checks = _json("bench/results/peers.json")["checks"]
+    rate = checks["torchattacks_deepfool_fools_about_45_percent"]["success_rate"]
+    assert f"torchattacks' DeepFool fools {100 * rate:.0f}% of the digits" in text
+    cwc = checks["foolbox_cw_counts_placeholders_as_successes"]
+    assert (f"foolbox 3.3.4's CW claims {cwc['claimed']} of 99 digits; "
+            f"{cwc['claimed_constant_images']} of those are all-black images") in text
+    if all(v.get("pass") for v in t.values()):
+        assert "**Every target is met.**" in text
+    else:
+        assert "**Every target is met.**" not in text
