@@ -342,6 +342,26 @@ def markdown_rows(summary: list[dict[str, Any]]) -> list[str]:
     return rows
 
 
+def clip_rows(rows: list[dict[str, Any]], attack: str, level: float) -> list[str]:
+    """Per-clip rows of docs/speech.md's tables (hide mode; a test re-derives them).
+
+    Columns: clip, chunks, speech chunks before, speech chunks after (from the
+    WAV, the independent verdict), queries (black box) and the wall time of the
+    whole ``fool_speech`` call.
+    """
+    out = []
+    for r in rows:
+        if r["mode"] != "hide" or r["attack"] != attack or r["level"] != level:
+            continue
+        after = r["chunks"] - r["chunks_target_independent"]
+        mark = "" if r["success_independent"] else " (not all hidden)"
+        q = "–" if r["queries"] is None else (
+            f"{r['queries']}" + (" (budget spent)" if r["queries"] == r["max_queries"] else ""))
+        out.append(f"| {r['clip'].removesuffix('.wav')} | {r['chunks']} | "
+                   f"{r['speech_chunks_before']} | {after}{mark} | {q} | {r['wall_s']:.1f} s |")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--levels", default=",".join(f"{v:g}" for v in LEVELS),
