@@ -160,3 +160,20 @@ def test_readme_minimum_norm_prose_matches_the_bench_record() -> None:
         assert "**Every target is met.**" in text
     else:
         assert "**Every target is met.**" not in text
+
+
+def test_readme_peers_strength_sentence_matches_the_record() -> None:
+    """"Equal to the strongest peer's on every model, lower than torchattacks' on ..."."""
+    rec = _json("bench/results/peers.json")
+    text = " ".join(README.split())
+    lower = []
+    for model in PEER_MODELS:
+        std = rec["robust"][model]["standard"]
+        mine = std["hoodwink"]["robust_accuracy"]
+        assert mine == min(std[lib]["robust_accuracy"] for lib in PEERS)
+        if mine < std["torchattacks"]["robust_accuracy"]:
+            lower.append(model)
+        assert rec["targets"][f"time_{model}"]["ratio"] <= 0.5
+    assert ("Robust accuracy is equal to the strongest peer's on every model and lower than "
+            f"torchattacks' on {' and '.join(lower)}.") in text
+    assert "takes at most half the time of torchattacks' AutoAttack on every model" in text
