@@ -322,3 +322,39 @@ def test_readme_quotes_the_forests_verdict() -> None:
     for r in rates:
         assert r in verdict, r
     assert "hoodwink forests --out out/records/forests --json > docs/records/forests.json" in bullet
+
+
+# --------------------------------------------------------------------------- what was run
+def test_data_sizes_are_the_record() -> None:
+    """The split sizes, feature count and dropped rows of "What was run" are the record's."""
+    data = _flat(_section("## What was run"))
+    d = {x["name"]: x for x in RECORD["datasets"]}
+    digits, mnist, table = d["digits8"], d["mnist"], d["breast-cancer"]
+    assert (f"(bounds (0, {digits['levels'] - 1}), {digits['levels']} levels; the fixed split of "
+            f"`hoodwink.data.load_digits8x8`: {digits['n_train']:,} train / "
+            f"{digits['n_test']:,} test)") in data
+    assert digits["dropped_test"] == mnist["dropped_test"] == 0
+    assert f"({mnist['n_train']:,} train / {mnist['n_test']:,} test)" in data
+    assert f"The breast-cancer table ({table['features']} features)" in data
+    assert f"The {table['dropped_test']} test rows outside the training range are left out" in data
+    # "the table's budget is 0.1 of each feature's range"
+    (eps,) = table["eps"]["linf"]
+    assert f"so the table's budget is {eps:g} of each feature's range" in _flat(DOC)
+
+
+def test_rerun_of_the_table_names_the_record_s_cell_count() -> None:
+    """"gave the same 80 cells and probes as the record": the record's breast-cancer cells."""
+    n = sum(c["dataset"] == "breast-cancer" for c in RECORD["cells"])
+    assert (f"rerunning the breast-cancer part alone (`--datasets breast-cancer`) gave the same "
+            f"{n} cells and probes as the record") in _flat(_section("## Reproducing", None))
+
+
+def test_unrecorded_warnings_and_pilot_carry_no_counts() -> None:
+    """The model-disagreement warnings and the pilot are not in the record: no figures."""
+    flat = _flat(DOC)
+    i = flat.index("The run printed hoodwink's \"model gave different answers")
+    warning = flat[i:flat.index("5-NN's `predict_proba`", i)]
+    assert not re.findall(r"\d", warning), warning
+    j = flat.index("A first version with two budgets per norm")
+    pilot = flat[j:flat.index("so the table's budget", j)]
+    assert not re.findall(r"\d", pilot), pilot

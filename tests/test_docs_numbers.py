@@ -205,8 +205,41 @@ def test_reproducing_section_quotes_the_records() -> None:
     assert f"every run gives {w[0]}/{w[1]} and {t[0]}/{t[1]}, the record's figures" in _flat(
         REPRODUCING)
     k, n = _cell("transfer-lite0", "untargeted", 8 / 255, "pgd", "efficientnet-lite1")
-    assert f"and {k}/{n} in two (the command above, rerun, which wrote the committed record" in (
+    assert f"The Lite0 → Lite1 PGD cell at 8/255 is {k}/{n} in the committed record" in (
         _flat(REPRODUCING))
+    assert f"quote a photo cell as k/{_record('transfer-lite0')['config']['n']} with" in (
+        _flat(REPRODUCING))
+    # "the same 24 cells as its record"
+    cells = _study("transfer-cnn-to-linear").cells
+    assert f"gave the same {len(cells)} cells as its record" in _flat(REPRODUCING)
+    # "an L∞ budget of 0.2 is 51 grid steps of 1/255": the record's eps_255 of 0.2.
+    cfg = _record("transfer-cnn-to-linear")["config"]
+    steps = dict(zip(cfg["eps"], cfg["eps_255"], strict=True))[0.2]
+    assert steps == round(0.2 * 255)
+    assert f"an L∞ budget of 0.2 is {steps:.0f} grid steps of 1/255, but float32 rounding had " \
+        f"made it {steps - 1:.0f}" in _flat(REPRODUCING)
+    # Run history is told without counts: only the record's figures appear as k/n.
+    record_pairs = {(k, n), w, t}
+    for m in re.finditer(r"(\d+)/(\d+)", REPRODUCING):
+        if m.group(2) != "255":
+            assert (int(m.group(1)), int(m.group(2))) in record_pairs, m.group(0)
+
+
+def test_photo_reading_bounds_are_the_record() -> None:
+    """'noise alone flips one or two of them' and '(0 of 6 or 7 at each) ... 35–39%'."""
+    from hoodwink.stats import wilson
+
+    study = _study("transfer-lite0")
+    noise = [c.n_fooled for c in study.cells if c.kind == "noise" and c.mode == "untargeted"]
+    assert max(noise) == 2
+    assert "so noise alone flips one or two of them" in MEASURED_FLAT
+    targeted = [c for c in study.cells
+                if c.mode == "targeted" and c.kind == "transfer" and c.n_eligible > 0]
+    assert targeted and all(c.n_fooled == 0 for c in targeted)
+    lo, hi = min(c.n_eligible for c in targeted), max(c.n_eligible for c in targeted)
+    upper = [round(100 * wilson(0, n)[1]) for n in (hi, lo)]
+    assert (f"at any budget (0 of {lo} or {hi} at each), which only bounds that rate below "
+            f"about {upper[0]}–{upper[1]}%") in MEASURED_FLAT
 
 
 # --------------------------------------------------------------------------- dream
@@ -309,6 +342,25 @@ def test_background_reading_is_its_record() -> None:
     dt = [r["dream_time_s"] for r in rounds]
     assert (f"training {min(tt):.0f}–{max(tt):.0f} s per round, dreaming "
             f"{min(dt):.0f}–{max(dt):.0f} s per round") in BG_FLAT
+
+
+def test_background_noise_figures_are_its_record() -> None:
+    """'from round 1 on, all 200 noise images ...; mean target probability under 0.0003'."""
+    rec = _record("background")
+    c, rounds = rec["config"], rec["rounds"]
+    later = rounds[1:]
+    assert all(r["noise_as_background"] == 1.0 for r in later)
+    assert rounds[0]["noise_as_background"] == 0.0
+    start = max(r["start_confidence_mean"] for r in later)
+    bound = math.ceil(start * 1e4) / 1e4
+    assert start < bound
+    assert (f"(from round 1 on, all {c['noise_size']} noise images of each round; the noise "
+            f"starts with a mean target probability under {bound:.4f}, against "
+            f"{rounds[0]['start_confidence_mean']:.2f} in round 0)") in BG_FLAT
+    assert f"stuck at low confidence within {c['steps']} steps" in BG_FLAT
+    # Run history is told without figures: the reproducing paragraph quotes no number.
+    para = _flat(BG_SECTION[BG_SECTION.index("Reproducing:"):BG_SECTION.index("Cost:")])
+    assert re.findall(r"\d+(?:\.\d+)?", para) == ["2", "1"], para  # the thread counts
 
 
 def test_background_figure_is_drawn_from_the_record() -> None:

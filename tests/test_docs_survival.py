@@ -83,3 +83,23 @@ def test_serve_doc_timings_match_the_serve_record() -> None:
             f"{rec['n']} runs") in doc
     assert rec["within_target"] == rec["n"] == rec["fooled"]
     assert ("all within the 5 s target" in doc) == (rec["max_s"] <= rec["target_s"])
+
+
+def test_serve_doc_setup_matches_the_serve_record() -> None:
+    """'the bundled cat (451×300, plain mode, 2/255 ...) ... 10 runs of 5 targets'."""
+    rec = json.loads((ROOT / "bench" / "results" / "serve.json").read_text())
+    doc = " ".join((ROOT / "docs" / "serve.md").read_text().split())
+    targets = {r["target"] for r in rec["runs"]}
+    assert len(rec["runs"]) == rec["n"]
+    assert f"over {rec['n']} runs of {len(targets)} targets, all within the " \
+        f"{rec['target_s']:g} s target" in doc
+    size = re.search(r"bundled cat \((\d+)x(\d+)\), plain mode, (\d+/255)", rec["bench"])
+    assert size is not None, rec["bench"]
+    assert f"bundled cat ({size[1]}×{size[2]}, plain mode, {size[3]}," in doc
+    machine = rec["machine"]
+    assert machine["omp_num_threads"] == "1"
+    assert f"on this {machine['cpu_count']}-core CPU with one torch thread" in doc
+    # The test-suite timing is not recorded anywhere, so the page quotes none.
+    tests = doc[doc.index("## Tests"):]
+    assert "`tests/test_serve.py` (TestClient):" in tests
+    assert not re.search(r"\d+ s\b", tests)
