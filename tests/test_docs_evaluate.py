@@ -177,3 +177,31 @@ def test_readme_peers_strength_sentence_matches_the_record() -> None:
     assert ("Robust accuracy is equal to the strongest peer's on every model and lower than "
             f"torchattacks' on {' and '.join(lower)}.") in text
     assert "takes at most half the time of torchattacks' AutoAttack on every model" in text
+
+
+def test_bench_readme_peers_results_are_the_record() -> None:
+    """bench/README.md's robust and minimum-norm tables, rebuilt from the record."""
+    rec = _json("bench/results/peers.json")
+    doc = (ROOT / "bench" / "README.md").read_text(encoding="utf-8")
+    names = {"mnist-cnn": "mnist-cnn, 25/255", "mnist-linear": "mnist-linear, 25/255",
+             "mnist-cnn-adv": "mnist-cnn-adv, 76/255",
+             "efficientnet-lite0": "Lite0, 1/255 (7 photos)"}
+    for model, label in names.items():
+        std = rec["robust"][model]["standard"]
+        cells = [f"{std[lib]['robust_accuracy']:.2f}, {std[lib]['wall_s']:.1f} s" if lib in std
+                 else "—" for lib in ("hoodwink", "hoodwink (no grid)", *PEERS)]
+        ratio = rec["targets"][f"time_{model}"]["ratio"]
+        assert f"| {label} | " + " | ".join(cells) + f" | {ratio:.2f}× |" in doc
+    mm = rec["minnorm"]["mnist-cnn"]
+    for method, label in (("cw-l2", "CW L2"), ("deepfool-l2", "DeepFool L2"),
+                          ("deepfool-linf", "DeepFool L∞"), ("fmn-l2", "FMN L2"),
+                          ("fmn-linf", "FMN L∞")):
+        norm = method.split("-")[1]
+        t = rec["targets"][f"minnorm_{method}_{norm}"]
+        cells = [f"**{t['hoodwink']:.4g}**"] + [f"{t['peers'][lib]:.4g}" if lib in t["peers"]
+                                                else "—" for lib in ("torchattacks", "foolbox",
+                                                                     "art")]
+        assert f"| {label} | {t['images']} | " + " | ".join(cells) + " | " in doc
+        r = mm[method]["hoodwink"]
+        key = "median_l2" if norm == "l2" else "median_linf"
+        assert f"| {r['verified']}, {r[key]:.4g} ({r['wall_s']:.1f} s) |" in doc
