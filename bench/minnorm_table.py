@@ -20,10 +20,9 @@ section of the record:
   ``margin / ‖w_y − w_j‖_dual`` on the seeded linear models of
   ``tests/test_fmn.py`` (20 features, inputs in [-1, 1], bounds ±100 that never
   bind; 2 classes and 16 samples, 5 classes and 32 samples).
-- ``fmn_held``: FMN without its first departure from the paper (a feature that
-  the gradient pushes against a bound is kept in the step and the estimate),
-  ``mnist-linear`` in L2; the variant is FMN's own ``_run`` with that one line
-  removed, built by this script (the library has no switch for it).
+- ``fmn_held``: FMN without its first departure from the paper
+  (``hold_bounds=False``: a feature that the gradient pushes against a bound is
+  kept in the step and the estimate), ``mnist-linear`` in L2.
 - ``apgd``: ``APGD()`` against ``PGD(steps=100)`` on ``mnist-cnn`` and the 100
   digits at L∞ eps 0.1: digits left robust (correct and not fooled).
 
@@ -36,14 +35,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
 import os
 import shlex
 import statistics
 import sys
-import textwrap
 import time
 import warnings
 from pathlib import Path
@@ -82,8 +79,6 @@ LINEAR_CASES = ((2, 16), (5, 32))
 LINEAR_FEATURES = 20
 #: The APGD-against-PGD comparison: L∞ eps on mnist-cnn.
 APGD_EPS = 0.1
-#: The line of FMN._run that leaves held features out (removed for ``fmn_held``).
-HELD_LINE = "grad = grad.masked_fill(held, 0)"
 
 
 def _diameter(x: Any, norm: str) -> float:
@@ -158,28 +153,16 @@ def _fmn_rows(x: Any, y: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _fmn_without_held() -> type:
-    """FMN whose ``_run`` keeps features held at a bound in the step and the estimate."""
-    import hoodwink.attacks.fmn as fmn_module
-
-    src = textwrap.dedent(inspect.getsource(fmn_module.FMN._run))
-    if src.count(HELD_LINE) != 1:
-        raise RuntimeError(f"FMN._run no longer has the line {HELD_LINE!r} exactly once; "
-                           "update HELD_LINE in bench/minnorm_table.py to the line that "
-                           "leaves held features out of the step.")
-    namespace = dict(vars(fmn_module))
-    exec(compile(src.replace(HELD_LINE, "pass"), fmn_module.__file__, "exec"), namespace)
-    return type("FMNHeldKept", (fmn_module.FMN,), {"_run": namespace["_run"]})
-
-
 def _fmn_held(x: Any, y: Any) -> dict[str, Any]:
     from hoodwink import zoo
 
     clf = zoo.load("mnist-linear")
-    attack = _fmn_without_held()(norm="l2", steps=FMN_STEPS)
+    from hoodwink.attacks.fmn import FMN
+
+    attack = FMN(norm="l2", steps=FMN_STEPS, hold_bounds=False)
     res = attack(clf, x, y, eps=_diameter(x, "l2"))
     out = {"model": "mnist-linear", "attack": repr(attack), "norm": "l2",
-           "removed": HELD_LINE, **_count(clf, x, y, res, "l2")}
+           **_count(clf, x, y, res, "l2")}
     print(f"FMN without held features, mnist-linear l2: {out['fooled']}/{out['correct']}",
           flush=True)
     return out

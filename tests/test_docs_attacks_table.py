@@ -135,7 +135,9 @@ def test_fmn_held_prose_is_the_record() -> None:
     assert held["fooled"] < full["fooled"]
     assert (f"the bundled `mnist-linear` was fooled on only "
             f"{rate_text(held['fooled'], held['correct'])} of its correctly classified digits "
-            f"in L2, against {full['fooled']}/{full['correct']} with it; section `fmn_held`") in DOC
+            f"in L2, against {full['fooled']}/{full['correct']} with it; `hold_bounds=False` "
+            "takes the paper's step; section `fmn_held`") in DOC
+    assert _param(held["attack"], "hold_bounds") == "False"
 
 
 def test_apgd_prose_is_the_record() -> None:

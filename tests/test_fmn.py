@@ -150,6 +150,29 @@ def test_box_bound_linear_model_still_reaches_the_boundary() -> None:
     assert bool((r.x_adv[0, :2] == 0).all())
 
 
+def test_hold_bounds_false_takes_the_papers_step_and_is_validated() -> None:
+    """Without the held-feature rule the same box-bound problem still ends adversarial and
+    within the box, but the step wastes radius on the held features; a non-bool is refused."""
+    w = torch.tensor([[0.0] * 6, [-3.0, -2.0, 1.0, 2.0, 1.0, -1.0]])
+    net = nn.Linear(6, 2, bias=False)
+    with torch.no_grad():
+        net.weight.copy_(w)
+    model = TorchClassifier(net.eval(), bounds=(0, 1))
+    x = torch.tensor([[0.0, 0.0, 0.1, 0.1, 0.1, 0.9]])
+    held = FMN(norm="l2", steps=5, binary_search_steps=0)(model, x, torch.tensor([0]), eps=10.0)
+    paper = FMN(norm="l2", steps=5, binary_search_steps=0, hold_bounds=False)(
+        model, x, torch.tensor([0]), eps=10.0)
+    assert bool(held.success[0])
+    assert float(paper.x_adv.min()) >= 0 and float(paper.x_adv.max()) <= 1
+    # After the same 5 steps the paper's step, spending radius on features the clip takes
+    # back, is no nearer the boundary than the held one.
+    if bool(paper.success[0]):
+        assert float(paper.perturbation_norm[0]) >= float(held.perturbation_norm[0]) - 1e-6
+    assert "hold_bounds=False" in repr(FMN(hold_bounds=False))
+    with pytest.raises(ConfigError, match="hold_bounds"):
+        FMN(hold_bounds="yes")  # type: ignore[arg-type]
+
+
 def test_final_boundary_search_only_shrinks() -> None:
     """After a short run (10 steps) the bisection towards x trims every sample's norm or keeps
     it, and trims the median on a small nonlinear net."""

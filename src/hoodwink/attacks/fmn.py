@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import torch
 
-from hoodwink._validation import Interval
+from hoodwink._validation import Boolean, Interval
 from hoodwink.attacks._gate import QueryGate
 from hoodwink.attacks._norms import NormName, clip_to_bounds, norms, project, quantize
 from hoodwink.attacks.base import AttackInputs, GradientAttack
@@ -64,8 +64,9 @@ class FMN(GradientAttack):
       out of ``g`` (for the step and the estimate alike). Otherwise both spend
       the radius on features the clip takes back, and the radius creeps up
       by a fraction of the distance per step (on the bundled linear MNIST
-      model, 8 of its 96 correctly classified digits were never fooled in L2;
-      ``bench/minnorm_table.py``, section ``fmn_held``).
+      model, 8 of its 96 correctly classified digits were never fooled in L2
+      with ``hold_bounds=False``; ``bench/minnorm_table.py``, section
+      ``fmn_held``).
     - Before the first adversarial point the estimate is at least
       ``‖δ‖ (1 + γ_k)``: a linear model puts the estimate exactly on the
       boundary, where a tie is not adversarial, and the paper's rule would
@@ -135,6 +136,10 @@ class FMN(GradientAttack):
         Final rate; at most ``gamma_init``.
     binary_search_steps : int in [0, 64], default 10
         Rounds of the final boundary search (see above); 0 for none.
+    hold_bounds : bool, default True
+        Leave a feature held at a bound out of the step and of the distance
+        estimate (the first departure above). False takes the paper's step,
+        for comparison.
     seed : int >= 0 or None, default 0
         Unused (FMN is deterministic); recorded for uniformity.
 
@@ -168,6 +173,7 @@ class FMN(GradientAttack):
     gamma_init: float = 0.05
     gamma_final: float = 0.001
     binary_search_steps: int = 10
+    hold_bounds: bool = True
 
     supported_norms: ClassVar[tuple[str, ...]] = ("linf", "l2", "l1")
     supports_targeted: ClassVar[bool] = True
@@ -181,6 +187,7 @@ class FMN(GradientAttack):
         "gamma_init": (Interval(float, 0, 1, closed="neither"),),
         "gamma_final": (Interval(float, 0, 1, closed="left"),),
         "binary_search_steps": (Interval(int, 0, MAX_BINARY_SEARCH_STEPS),),
+        "hold_bounds": (Boolean(),),
     }
 
     def _validate(self) -> None:
@@ -270,8 +277,9 @@ class FMN(GradientAttack):
             # A feature at a bound that the gradient pushes outwards cannot move: leave it
             # out of the step and of the distance estimate, or both would spend the
             # radius on features the clip then takes back.
-            held = ((xc <= lo) & (grad < 0)) | ((xc >= hi) & (grad > 0))
-            grad = grad.masked_fill(held, 0)
+            if self.hold_bounds:
+                held = ((xc <= lo) & (grad < 0)) | ((xc >= hi) & (grad > 0))
+                grad = grad.masked_fill(held, 0)
             to_boundary = loss.abs().to(dt) / norms(grad, dual).clamp_min(_TINY_GRAD)
             # The iterate's own norm (on a grid, not its grid point's): a radius grown from
             # the grid point could round back onto it at every step and never cross.
