@@ -532,3 +532,17 @@ def rows_asked(attack: Callable[..., AttackResult], model: Any, *args: Any,
 def first_rows(seen: Sequence[torch.Tensor]) -> torch.Tensor:
     """The recorded batches, less the last (the base class's verification pass), as one tensor."""
     return torch.cat(list(seen[:-1]))
+
+
+def load_bench(name: str) -> Any:
+    """The benchmark script ``bench/<name>.py`` as a module (its tables render the docs)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

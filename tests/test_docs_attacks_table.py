@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import re
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from _helpers import load_bench
 from hoodwink.stats import differ, rate_text, wilson
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,11 +26,7 @@ def _json(path: str) -> dict[str, Any]:
 @functools.cache
 def _bench() -> ModuleType:
     """bench/minnorm_table.py, whose renderers made the docs' tables."""
-    spec = importlib.util.spec_from_file_location("bench_minnorm_table",
-                                                  ROOT / "bench" / "minnorm_table.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod: ModuleType = load_bench("minnorm_table")
     return mod
 
 

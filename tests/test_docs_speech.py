@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
@@ -10,15 +9,14 @@ from typing import Any
 
 import pytest
 
+from _helpers import load_bench
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC = (ROOT / "docs" / "speech.md").read_text(encoding="utf-8")
 
 
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_speech", ROOT / "bench" / "speech.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod: ModuleType = load_bench("speech")
     return mod
 
 

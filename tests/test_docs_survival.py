@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -11,15 +10,14 @@ from typing import Any
 
 import pytest
 
+from _helpers import load_bench
+
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = ROOT / "bench" / "results" / "survival.json"
 
 
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_survival", ROOT / "bench" / "survival.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod: ModuleType = load_bench("survival")
     return mod
 
 
