@@ -483,9 +483,9 @@ class _Run:
         #: Per-sample smallest norm a fixed-budget white-box attack reached (the huge-eps
         #: check's input).
         self.white_norm = np.full(n, math.inf)
-        #: The huge-eps check's attack (None: no white-box fixed-budget attack, or no checks).
+        #: The huge-eps check's attack, until it has run (None: no white-box fixed-budget
+        #: attack, no checks, or run already).
         self.huge_attack: Attack | None = None
-        self.late_done = False
         self.late_flags: list[dict[str, Any]] = []
         self.late_s = 0.0
 
@@ -545,9 +545,9 @@ class _Run:
         broken at that budget, so only the others cost model passes (none, on a
         model those attacks break entirely).
         """
-        if self.huge_attack is None or self.late_done:
+        attack, self.huge_attack = self.huge_attack, None
+        if attack is None:
             return
-        self.late_done = True
         t0 = time.perf_counter()
         cached = self.db.get("check:huge-eps") if self.db is not None else None
         if cached is not None:
@@ -557,12 +557,12 @@ class _Run:
             eps = 0.5 * self.diameter
             broken = torch.from_numpy(self.white_norm[idx.cpu().numpy()] <= eps)
             flag = _flags.not_zero_at_huge_eps(self.model, self.x[idx], self.y[idx],
-                                               self.huge_attack, eps=eps, broken=broken)
+                                               attack, eps=eps, broken=broken)
             if self.db is not None:
                 self.db.put("check:huge-eps", {"flag": flag})
         if flag is not None:
             self.late_flags.append(flag)
-            if "checks off" not in self.suspect and flag["code"] in _SUSPECT:
+            if flag["code"] in _SUSPECT:
                 self.suspect = sorted({*self.suspect, str(flag["code"])})
         self.late_s += time.perf_counter() - t0
 

@@ -510,21 +510,6 @@ class _Server:
         }
 
 
-def _check_root(out: str | Path) -> Path:
-    from hoodwink.reports import check_output_path
-
-    root = Path(out)
-    check_output_path(root, kind="folder")
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(
-            f"Cannot create the output folder {root}: {exc.strerror or exc}. Choose another "
-            "--out."
-        ) from exc
-    return root
-
-
 def load_photo_model(name: str) -> tuple[TorchClassifier, str]:
     """Load a zoo photo classifier by name and warm it up with one forward pass.
 
@@ -607,6 +592,7 @@ def create_app(
         written.
     """
     from hoodwink._validation import check_int
+    from hoodwink.reports import make_folder
 
     steps = check_int("create_app", "steps", steps, low=1, allow_none=True)
     max_upload_bytes = check_int("create_app", "max_upload_bytes", max_upload_bytes, low=1)
@@ -614,7 +600,7 @@ def create_app(
     survival_draws = check_int("create_app", "survival_draws", survival_draws, low=0,
                                allow_none=True)
     eot_samples = check_int("create_app", "eot_samples", eot_samples, low=1, allow_none=True)
-    root = _check_root(out)
+    root = make_folder(out)
     if model is None:
         model, name = load_photo_model(model_name or DEFAULT_MODEL)
     else:
