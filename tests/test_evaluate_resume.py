@@ -266,3 +266,21 @@ def test_killed_after_the_last_unit_before_the_record(tmp_path: Path) -> None:
     assert res.exit_code == code, res.output
     assert units(report / "run.sqlite") == before  # nothing computed again
     assert figures(Evaluation.load(report / "report.json")) == figures(first)
+
+
+def test_a_read_back_run_keeps_the_late_huge_eps_flag(tmp_path: Path) -> None:
+    """The huge-eps check runs after the white-box stages; a run read back from its store
+    (checks cached) must still raise it, with the same evidence, and still act on it."""
+    import warnings
+
+    model = linear_model(scale=1e4)  # saturated logits: the flag fires
+    x, y = linear_data(60)
+    kw: dict[str, Any] = dict(eps=[0.05, 0.1], attacks=["apgd", "square"], max_queries=300,
+                              store=tmp_path / "run.sqlite")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = evaluate(model, x, y, **kw)
+        again = evaluate(model, x, y, **kw)
+    assert "not-zero-at-huge-eps" in [f["code"] for f in first.flags]
+    assert again.flags == first.flags
+    assert again.attacks == first.attacks

@@ -504,6 +504,12 @@ class _Run:
         return torch.from_numpy(np.flatnonzero(self.cc)).to(self.x.device)
 
     def checks(self) -> list[dict[str, Any]]:
+        fixed_white = [p for p in self.plan if not p.minimum_norm and p.threat == "white-box"]
+        if fixed_white:
+            # Run once the white-box stages have broken what they can (late_checks), also
+            # when the checks below are read back from the store: it has a cache of its own.
+            self.huge_attack = dataclasses.replace(
+                fixed_white[0].attack, seed=_unit_seed(self.seed, "check:huge-eps"))
         cached = self.db.get("checks") if self.db is not None else None
         if cached is not None:
             return list(cached)
@@ -511,11 +517,6 @@ class _Run:
         idx = self._cc_index()
         xc, yc = self.x[idx], self.y[idx]
         logit = [p.name for p in self.plan if p.threat != "labels"]
-        fixed_white = [p for p in self.plan if not p.minimum_norm and p.threat == "white-box"]
-        if fixed_white:
-            # Run once the white-box stages have broken what they can (late_checks).
-            self.huge_attack = dataclasses.replace(
-                fixed_white[0].attack, seed=_unit_seed(self.seed, "check:huge-eps"))
         found = [_flags.eps_too_large(self.grid, diameter=self.diameter, norm=self.norm)]
         from hoodwink.models.torch import TorchClassifier
 
