@@ -67,6 +67,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from blackbox import _jsonable  # noqa: E402
 from overhead import machine_facts  # noqa: E402
 
 from hoodwink.stats import rate_text, wilson  # noqa: E402
@@ -501,17 +502,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"target {name}: {'pass' if t['pass'] else 'FAIL'}")
     print(f"wrote {args.out} ({record['total_s']:.0f} s)")
     return 0
-
-
-def _jsonable(v: Any) -> Any:
-    """``v`` with tuples as lists and infinities as the strings "inf"/"-inf"."""
-    if isinstance(v, dict):
-        return {k: _jsonable(e) for k, e in v.items()}
-    if isinstance(v, list | tuple):
-        return [_jsonable(e) for e in v]
-    if isinstance(v, float) and not math.isfinite(v):
-        return "inf" if v > 0 else "-inf" if v < 0 else "nan"
-    return v
 
 
 if __name__ == "__main__":
