@@ -87,18 +87,13 @@ def _diameter(x: Any, norm: str) -> float:
     return {"linf": 1.0, "l2": math.sqrt(d), "l1": float(d)}[norm]
 
 
-def _size(delta: Any, norm: str) -> Any:
-    d = delta.flatten(1)
-    if norm == "l2":
-        return d.norm(dim=1)
-    return d.abs().amax(dim=1) if norm == "linf" else d.abs().sum(dim=1)
-
-
 def _count(clf: Any, x: Any, y: Any, res: Any, norm: str) -> dict[str, Any]:
     """Correct, fooled (re-classified, among the correct) and the fooled digits' median norm."""
+    from hoodwink.attacks._norms import norms
+
     correct = clf.predict(x) == y
     fooled = correct & (clf.predict(res.x_adv) != y) & res.success
-    size = _size(res.x_adv - x, norm)
+    size = norms(res.x_adv - x, norm)
     norms = [float(size[i]) for i in range(len(y)) if bool(fooled[i])]
     return {"correct": int(correct.sum()), "fooled": int(fooled.sum()),
             "median": statistics.median(norms) if norms else None}
